@@ -1,0 +1,13 @@
+package netns_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+func TestNetns(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "netns")
+}
