@@ -1,0 +1,74 @@
+// Command stackgate-local brings the local DevStack host up, takes it down,
+// reports its status and measures it:
+//
+//	stackgate-local up        # or reuse the running environment
+//	stackgate-local status
+//	stackgate-local down
+//	stackgate-local bench     # on a separate instance "bench"
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/devstack/local"
+)
+
+func main() {
+	instance := flag.String("instance", local.DefaultInstance, "instance name (namespaces <instance>-controller/-worker unless default)")
+	stateDir := flag.String("state-dir", "", "state directory (default: under the user cache directory)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] up|down|status|bench\n", os.Args[0])
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := []local.Option{local.WithInstance(*instance), local.WithOutput(os.Stderr)}
+	if *stateDir != "" {
+		opts = append(opts, local.WithStateDir(*stateDir))
+	}
+	if err := run(ctx, flag.Arg(0), opts); err != nil {
+		fmt.Fprintln(os.Stderr, "stackgate-local:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cmd string, opts []local.Option) error {
+	h := local.New(opts...)
+	switch cmd {
+	case "up":
+		cfg, err := devstack.ConfigFromEnv(nil)
+		if err != nil {
+			return err
+		}
+		env, err := h.Up(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("controller ssh: %s@%s (key %s/ssh/id_ed25519)\nclouds.yaml: %s/clouds.yaml (clouds %s, %s)\n",
+			env.SSH.User, env.SSH.Address, env.StateDir, env.StateDir, cfg.Cloud, cfg.CloudAdmin)
+		return nil
+	case "down":
+		return h.Down(ctx)
+	case "status":
+		s, err := h.Status(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Print(s)
+		return nil
+	case "bench":
+		return bench(ctx)
+	}
+	return fmt.Errorf("unknown command %q; use up, down, status or bench", cmd)
+}

@@ -1,0 +1,199 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+// DefaultInstance is the name of the default environment, whose network
+// namespaces are called exactly "controller" and "worker".
+const DefaultInstance = "default"
+
+// Option configures a Host.
+type Option func(*Host)
+
+// WithStateDir sets the directory for configuration, data, logs, pid files
+// and the lock (default: os.UserCacheDir()/stackgate/local, or local-<instance>
+// for an instance other than the default).
+func WithStateDir(dir string) Option { return func(h *Host) { h.stateDir = dir } }
+
+// WithLogger sends the progress lines (one per stage, with its duration) to l.
+func WithLogger(l logr.Logger) Option { return func(h *Host) { h.log = l } }
+
+// WithOutput writes the progress lines to w.
+func WithOutput(w io.Writer) Option { return func(h *Host) { h.out = w } }
+
+// WithInstance names an independent environment that runs beside the default
+// one: its namespaces are "<name>-controller" and "<name>-worker" and its
+// public address is a /30 of its own in 198.19.0.0/16. Names are 1-8 lower
+// case letters, digits or dashes.
+func WithInstance(name string) Option { return func(h *Host) { h.instance = name } }
+
+// WithDeferredWorker makes Up leave the worker stopped; StartWorker starts it.
+func WithDeferredWorker() Option { return func(h *Host) { h.deferWorker = true } }
+
+// WithWorkerTimeout bounds the worker's registration (default 5 minutes).
+func WithWorkerTimeout(d time.Duration) Option { return func(h *Host) { h.workerTimeout = d } }
+
+// Host runs an environment in network namespaces of this machine. It
+// implements devstack.Host.
+type Host struct {
+	instance      string
+	stateDir      string
+	log           logr.Logger
+	out           io.Writer
+	deferWorker   bool
+	workerTimeout time.Duration
+	err           error
+}
+
+var _ devstack.Host = (*Host)(nil)
+
+var instanceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,7}$`)
+
+// New returns a host for the default instance unless WithInstance says otherwise.
+func New(opts ...Option) *Host {
+	h := &Host{instance: DefaultInstance, log: logr.Discard(), out: io.Discard, workerTimeout: 5 * time.Minute}
+	for _, o := range opts {
+		o(h)
+	}
+	if !instanceName.MatchString(h.instance) {
+		h.err = fmt.Errorf("local host: instance name %q: use 1-8 lower case letters, digits or dashes, starting with a letter or digit", h.instance)
+	}
+	if h.stateDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = filepath.Join(os.TempDir(), "cache")
+		}
+		dir := "local"
+		if h.instance != DefaultInstance {
+			dir = "local-" + h.instance
+		}
+		h.stateDir = filepath.Join(base, "stackgate", dir)
+	}
+	if abs, err := filepath.Abs(h.stateDir); err == nil {
+		h.stateDir = abs
+	}
+	return h
+}
+
+// Name returns "local".
+func (h *Host) Name() string { return "local" }
+
+// Instance returns the instance name.
+func (h *Host) Instance() string { return h.instance }
+
+// StateDir returns the state directory.
+func (h *Host) StateDir() string { return h.stateDir }
+
+// names are the network objects of one instance.
+type names struct {
+	controller, worker string       // network namespaces
+	rootLink, ctlLink  string       // public veth pair: root side, controller side
+	bridge             string       // private bridge, inside the controller namespace
+	workerLink, brPort string       // private veth pair: worker side, bridge port
+	extCtl, extGw      string       // controller: physnet "public" interface and its peer holding the gateway
+	extWorker, extWkPr string       // worker: physnet "public" interface and its peer
+	public             netip.Prefix // public /30
+	publicCtl          netip.Addr   // controller side of the /30 (sshd)
+	publicRoot         netip.Addr   // root namespace side
+}
+
+func (h *Host) names() names {
+	n := names{controller: "controller", worker: "worker", bridge: "br-private"}
+	third, fourth := byte(0), byte(0)
+	suffix := "0"
+	if h.instance != DefaultInstance {
+		n.controller, n.worker = h.instance+"-controller", h.instance+"-worker"
+		f := fnv.New32a()
+		_, _ = f.Write([]byte(h.instance))
+		v := f.Sum32()
+		third = byte(1 + v%255)
+		fourth = byte((v >> 8) % 64 * 4)
+		suffix = h.instance
+	}
+	n.rootLink, n.ctlLink = "sgp-"+suffix, "sgc-"+suffix
+	n.workerLink, n.brPort = "sgw-"+suffix, "sgb-"+suffix
+	n.extCtl, n.extGw = "sge-"+suffix, "sgg-"+suffix
+	n.extWorker, n.extWkPr = "sgx-"+suffix, "sgy-"+suffix
+	n.public = netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, third, fourth}), 30)
+	n.publicCtl = netip.AddrFrom4([4]byte{198, 19, third, fourth + 1})
+	n.publicRoot = netip.AddrFrom4([4]byte{198, 19, third, fourth + 2})
+	return n
+}
+
+func (h *Host) path(p ...string) string { return filepath.Join(append([]string{h.stateDir}, p...)...) }
+
+// progress prints one line for a finished stage.
+func (h *Host) progress(stage string, d time.Duration, err error) {
+	if err != nil {
+		h.log.Info("stage failed", "instance", h.instance, "stage", stage, "duration", d.Round(10*time.Millisecond).String())
+		fmt.Fprintf(h.out, "local[%s]: %-10s failed after %s\n", h.instance, stage, d.Round(10*time.Millisecond))
+		return
+	}
+	h.log.Info("stage done", "instance", h.instance, "stage", stage, "duration", d.Round(10*time.Millisecond).String())
+	fmt.Fprintf(h.out, "local[%s]: %-10s %s\n", h.instance, stage, d.Round(10*time.Millisecond))
+}
+
+// stage runs f as a named stage, prints its duration and records it.
+func (h *Host) stage(ctx context.Context, name string, f func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	start := time.Now()
+	err := f(ctx)
+	d := time.Since(start)
+	h.progress(name, d, err)
+	if err == nil {
+		h.recordTiming(name, d)
+	}
+	return err
+}
+
+// Timings are the durations of the last run of each stage, by name, kept in
+// the state directory (timings.json).
+type Timings map[string]time.Duration
+
+func (h *Host) recordTiming(name string, d time.Duration) {
+	t := h.Timings()
+	t[name] = d
+	b, _ := json.Marshal(t)
+	_ = os.WriteFile(h.path("timings.json"), b, 0o600)
+}
+
+// Timings returns the recorded stage durations.
+func (h *Host) Timings() Timings {
+	t := Timings{}
+	if b, err := os.ReadFile(h.path("timings.json")); err == nil {
+		_ = json.Unmarshal(b, &t)
+	}
+	return t
+}
+
+func (h *Host) environment(cfg devstack.Config) (*devstack.Environment, error) {
+	b, err := os.ReadFile(h.path("environment.json"))
+	if err != nil {
+		return nil, err
+	}
+	env, err := devstack.UnmarshalEnvironment(b)
+	if err != nil {
+		return nil, err
+	}
+	if env.Config != cfg {
+		return nil, errors.New("the running environment was built from another configuration")
+	}
+	return env, nil
+}

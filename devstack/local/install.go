@@ -1,0 +1,85 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Packages are the Debian packages the local host installs. The nova-compute
+// and cinder-volume packages are left out on purpose: they pull in libvirt,
+// QEMU and LVM; their code ships in python3-nova and python3-cinder.
+var Packages = []string{
+	"mariadb-server", "rabbitmq-server", "keystone", "placement-api",
+	"nova-api", "nova-conductor", "nova-scheduler",
+	"neutron-server", "neutron-linuxbridge-agent", "neutron-dhcp-agent", "neutron-l3-agent",
+	"glance-api", "cinder-api", "cinder-scheduler",
+	"octavia-api", "octavia-worker",
+	"python3-openstackclient", "python3-pymysql", "python3-openstacksdk",
+	"openssh-server", "iproute2", "sudo", "uwsgi-plugin-python3",
+}
+
+// preflight checks what Up needs from the machine.
+func preflight() error {
+	if os.Geteuid() != 0 {
+		return errors.New("local host: must run as root (network namespaces, services on privileged ports); run with sudo")
+	}
+	if _, err := os.Stat("/etc/debian_version"); err != nil {
+		return errors.New("local host: needs Debian 12 (bookworm): /etc/debian_version not found")
+	}
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		return errors.New("local host: the kernel lacks network namespaces (CONFIG_NET_NS)")
+	}
+	for _, tool := range []string{"ip", "apt-get", "dpkg-query"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("local host: %s not found on PATH; install iproute2/apt", tool)
+		}
+	}
+	return nil
+}
+
+// missingPackages lists the packages of Packages that are not installed.
+func missingPackages(ctx context.Context) []string {
+	var missing []string
+	for _, p := range Packages {
+		out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Status}", p).Output()
+		if err != nil || !strings.Contains(string(out), "install ok installed") {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// install installs the missing packages without starting any service.
+func (h *Host) install(ctx context.Context) error {
+	missing := missingPackages(ctx)
+	if len(missing) == 0 {
+		return nil
+	}
+	h.log.Info("installing packages", "packages", missing)
+	env := []string{"DEBIAN_FRONTEND=noninteractive"}
+	// Without systemd nothing may start services from a postinst.
+	if _, err := os.Stat("/usr/sbin/policy-rc.d"); os.IsNotExist(err) {
+		if err := os.WriteFile("/usr/sbin/policy-rc.d", []byte("#!/bin/sh\nexit 101\n"), 0o755); err != nil {
+			return fmt.Errorf("writing /usr/sbin/policy-rc.d: %w", err)
+		}
+		defer os.Remove("/usr/sbin/policy-rc.d")
+	}
+	args := append([]string{"apt-get", "install", "-y", "--no-install-recommends"}, missing...)
+	if _, err := h.run(ctx, "apt-install", "", env, "", args...); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// Stale package lists are the usual cause; refresh once and retry.
+		if _, uerr := h.run(ctx, "apt-update", "", env, "", "apt-get", "update"); uerr != nil {
+			return fmt.Errorf("apt: %w", errors.Join(err, uerr))
+		}
+		if _, err := h.run(ctx, "apt-install", "", env, "", args...); err != nil {
+			return fmt.Errorf("apt: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/internal/netns"
+)
+
+// createNetwork builds the two namespaces, the private bridge joining them,
+// the public veth pair to the root namespace and the interfaces neutron's
+// linuxbridge agents use for the flat network "public".
+func (h *Host) createNetwork(ctx context.Context, cfg devstack.Config) (err error) {
+	n := h.names()
+	if err := addressFree(n.publicRoot, n.publicCtl); err != nil {
+		return err
+	}
+	topo := netns.New()
+	defer func() {
+		if err != nil {
+			_ = topo.Cleanup(context.WithoutCancel(ctx))
+		}
+	}()
+	ctl, err := topo.AddNamespace(ctx, n.controller)
+	if err != nil {
+		return err
+	}
+	wk, err := topo.AddNamespace(ctx, n.worker)
+	if err != nil {
+		return err
+	}
+	bits := cfg.PrivateNetworkCIDR.Bits()
+	if err := topo.AddBridge(ctx, netns.Link{Name: n.bridge, Namespace: ctl, Address: fmt.Sprintf("%s/%d", cfg.ControllerIP, bits)}); err != nil {
+		return kernelHint(err, "bridge (CONFIG_BRIDGE)")
+	}
+	if err := topo.AddVeth(ctx,
+		netns.Link{Name: n.workerLink, Namespace: wk, Address: fmt.Sprintf("%s/%d", cfg.WorkerIP, bits)},
+		netns.Link{Name: n.brPort, Namespace: ctl, Master: n.bridge}); err != nil {
+		return kernelHint(err, "veth (CONFIG_VETH)")
+	}
+	if err := topo.AddVeth(ctx,
+		netns.Link{Name: n.rootLink, Address: fmt.Sprintf("%s/%d", n.publicRoot, n.public.Bits())},
+		netns.Link{Name: n.ctlLink, Namespace: ctl, Address: fmt.Sprintf("%s/%d", n.publicCtl, n.public.Bits())}); err != nil {
+		return err
+	}
+	gw := gateway(cfg.FloatingRange)
+	if err := topo.AddVeth(ctx,
+		netns.Link{Name: n.extCtl, Namespace: ctl},
+		netns.Link{Name: n.extGw, Namespace: ctl, Address: fmt.Sprintf("%s/%d", gw, cfg.FloatingRange.Bits())}); err != nil {
+		return err
+	}
+	if err := topo.AddVeth(ctx, netns.Link{Name: n.extWorker, Namespace: wk}, netns.Link{Name: n.extWkPr, Namespace: wk}); err != nil {
+		return err
+	}
+	// The controller routes for the floating range (it holds the gateway);
+	// the worker reaches the floating range through the controller.
+	if err := wk.IP(ctx, "route", "add", cfg.FloatingRange.Masked().String(), "via", cfg.ControllerIP.String()); err != nil {
+		return err
+	}
+	for _, ns := range []*netns.Namespace{ctl, wk} {
+		if _, err := ns.Run(ctx, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func kernelHint(err error, feature string) error {
+	return fmt.Errorf("%w (does the kernel have %s?)", err, feature)
+}
+
+// gateway is the first host address of p, the floating range's gateway.
+func gateway(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
+
+// addressFree fails if one of the addresses is already assigned in the root namespace.
+func addressFree(addrs ...netip.Addr) error {
+	out, err := exec.Command("ip", "-o", "addr", "show").Output()
+	if err != nil {
+		return fmt.Errorf("listing addresses: %w", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] != "inet" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f[i+1])
+			if err != nil {
+				continue
+			}
+			for _, a := range addrs {
+				if p.Addr() == a {
+					return fmt.Errorf("address %s is already in use on %s in the root namespace; remove it or pick another instance name", a, strings.TrimSuffix(f[1], ":"))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+var neutronNS = regexp.MustCompile(`^(qrouter|qdhcp)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// neutronNamespaces lists the qrouter-/qdhcp- namespaces made by this
+// instance's agents: their interfaces' peers live in the controller
+// namespace, or their ids are in this instance's neutron state.
+func (h *Host) neutronNamespaces(ctx context.Context) []string {
+	n := h.names()
+	entries, _ := os.ReadDir("/run/netns")
+	known := map[string]bool{}
+	for _, f := range h.readList("neutron-namespaces") {
+		known[f] = true
+	}
+	var ours []string
+	for _, e := range entries {
+		name := e.Name()
+		if !neutronNS.MatchString(name) {
+			continue
+		}
+		out, _ := exec.CommandContext(ctx, "ip", "-n", name, "-o", "link", "show").Output()
+		_, dhcpErr := os.Stat(h.path("neutron", "dhcp", strings.TrimPrefix(name, "qdhcp-")))
+		if known[name] || linkedTo(string(out), n.controller) || (strings.HasPrefix(name, "qdhcp-") && dhcpErr == nil) {
+			ours = append(ours, name)
+		}
+	}
+	return ours
+}
+
+// rememberNeutronNamespaces records the neutron namespaces seen now, so a
+// later Down finds them even when the controller namespace is already gone.
+func (h *Host) rememberNeutronNamespaces(ctx context.Context) {
+	seen := map[string]bool{}
+	var all []string
+	for _, l := range [][]string{h.readList("neutron-namespaces"), h.neutronNamespaces(ctx)} {
+		for _, n := range l {
+			if !seen[n] && netns.Exists(n) {
+				seen[n] = true
+				all = append(all, n)
+			}
+		}
+	}
+	_ = os.WriteFile(h.path("neutron-namespaces"), []byte(strings.Join(all, "\n")), 0o600)
+}
+
+func (h *Host) readList(name string) []string {
+	b, err := os.ReadFile(h.path(name))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
+}
+
+// deleteNetwork removes the neutron namespaces, both nodes' namespaces (which
+// kills what still runs in them and takes their links along) and the root
+// end of the public veth pair.
+func (h *Host) deleteNetwork(ctx context.Context) error {
+	n := h.names()
+	var errs []error
+	for _, ns := range h.neutronNamespaces(ctx) {
+		errs = append(errs, netns.DeleteNamespace(ctx, ns))
+	}
+	for _, ns := range []string{n.worker, n.controller} {
+		errs = append(errs, netns.DeleteNamespace(ctx, ns))
+	}
+	if exec.CommandContext(ctx, "ip", "link", "show", n.rootLink).Run() == nil {
+		if out, err := exec.CommandContext(ctx, "ip", "link", "delete", n.rootLink).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting link %s: %w: %s", n.rootLink, err, out))
+		}
+	}
+	_ = os.Remove(h.path("neutron-namespaces"))
+	return errors.Join(errs...)
+}
+
+// linkedTo reports whether `ip -o link` output shows an interface whose peer
+// is in namespace ns.
+func linkedTo(out, ns string) bool {
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "link-netns" && strings.TrimSuffix(f[i+1], "\\") == ns {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,211 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// service is one long-running process of the environment.
+type service struct {
+	name string   // log and pid file name
+	ns   string   // network namespace
+	args []string // command line
+	env  []string // extra environment
+}
+
+// baseEnv is the environment of every process: Debian's interpreters first
+// (a python3 elsewhere on PATH lacks the OpenStack modules).
+func baseEnv() []string {
+	return []string{"PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root"}
+}
+
+// start launches s in its own session inside its namespace, with its output
+// appended to logs/<name>.log, and records "pid starttime" in run/<name>.pid.
+func (h *Host) start(s service) error {
+	logf, err := os.OpenFile(h.path("logs", s.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("starting %s: %w", s.name, err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "---- stackgate: starting %s at %s\n", s.name, time.Now().Format(time.RFC3339))
+	cmd := exec.Command("ip", append([]string{"netns", "exec", s.ns}, s.args...)...)
+	cmd.Env = append(baseEnv(), s.env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = h.stateDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", s.name, err)
+	}
+	pid := cmd.Process.Pid
+	go func() { _ = cmd.Wait() }() // reap it if it exits while this process lives
+	st, _ := startTime(pid)
+	if err := os.WriteFile(h.path("run", s.name+".pid"), fmt.Appendf(nil, "%d %d\n", pid, st), 0o600); err != nil {
+		return fmt.Errorf("recording pid of %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// startTime returns the start time of pid in clock ticks since boot (field 22
+// of /proc/<pid>/stat) and whether the process is a zombie.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("process %d has exited", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// pidOf returns the recorded pid of a service and whether that very process
+// (same start time) is still running.
+func (h *Host) pidOf(name string) (int, bool) {
+	b, err := os.ReadFile(h.path("run", name+".pid"))
+	if err != nil {
+		return 0, false
+	}
+	var pid int
+	var st uint64
+	if _, err := fmt.Sscan(string(b), &pid, &st); err != nil || pid <= 1 {
+		return 0, false
+	}
+	cur, err := startTime(pid)
+	return pid, err == nil && (st == 0 || cur == st)
+}
+
+// recorded lists the services with a pid file.
+func (h *Host) recorded() []string {
+	m, _ := filepath.Glob(h.path("run", "*.pid"))
+	var out []string
+	for _, f := range m {
+		out = append(out, strings.TrimSuffix(filepath.Base(f), ".pid"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tail returns the last n lines of a service's log.
+func (h *Host) tail(name string, n int) string {
+	b, err := os.ReadFile(h.path("logs", name+".log"))
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// serviceError names a service and shows the end of its log.
+func (h *Host) serviceError(name, what string) error {
+	return fmt.Errorf("%s %s; last lines of %s:\n%s", name, what, h.path("logs", name+".log"), h.tail(name, 25))
+}
+
+// checkAlive fails with the service's log if one of names has exited.
+func (h *Host) checkAlive(names ...string) error {
+	for _, n := range names {
+		if _, ok := h.pidOf(n); !ok {
+			return h.serviceError(n, "exited while starting")
+		}
+	}
+	return nil
+}
+
+// stopAll stops every recorded process group: SIGTERM, up to grace for them
+// to exit, then SIGKILL. Pid files are removed.
+func (h *Host) stopAll(ctx context.Context, grace time.Duration) {
+	var pgs []int
+	for _, n := range h.recorded() {
+		if pid, ok := h.pidOf(n); ok {
+			_ = syscall.Kill(-pid, syscall.SIGTERM)
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			pgs = append(pgs, pid)
+		}
+		_ = os.Remove(h.path("run", n+".pid"))
+	}
+	deadline := time.Now().Add(grace)
+	for delay := 50 * time.Millisecond; time.Now().Before(deadline); delay = min(delay*2, 500*time.Millisecond) {
+		alive := false
+		for _, p := range pgs {
+			if syscall.Kill(-p, 0) == nil {
+				alive = true
+			}
+		}
+		if !alive || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(delay) // bounded by deadline: waiting for processes to exit, nothing to watch
+	}
+	for _, p := range pgs {
+		_ = syscall.Kill(-p, syscall.SIGKILL)
+	}
+}
+
+// run runs a command inside ns and returns its output. The error names the
+// step and shows the end of the output; args must not hold secrets (pass
+// them through env or stdin).
+func (h *Host) run(ctx context.Context, step, ns string, env []string, stdin string, args ...string) (string, error) {
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = append(baseEnv(), env...)
+	cmd.Dir = h.stateDir
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	_ = os.WriteFile(h.path("logs", step+".log"), out.Bytes(), 0o600)
+	if err != nil {
+		if ctx.Err() != nil {
+			return out.String(), fmt.Errorf("%s: %w", step, ctx.Err())
+		}
+		return out.String(), fmt.Errorf("%s failed (%v); last lines of %s:\n%s", step, err, h.path("logs", step+".log"), lastLines(out.String(), 25))
+	}
+	return out.String(), nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// parallel runs the functions concurrently and joins their errors.
+func parallel(fs ...func() error) error {
+	errs := make(chan error, len(fs))
+	for _, f := range fs {
+		go func() { errs <- f() }()
+	}
+	var all []error
+	for range fs {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}

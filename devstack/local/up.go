@@ -1,0 +1,317 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gophercloud/utils/v2/openstack/clientconfig"
+	"golang.org/x/crypto/ssh"
+	"sigs.k8s.io/yaml"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+// Up brings the environment up, or reuses it when a healthy one runs with the
+// same configuration, and returns once every controller API answers and the
+// cloud is seeded. The worker starts last and keeps joining in the
+// background (detached processes) after Up returns, unless
+// WithDeferredWorker was given. A broken environment is restarted from its
+// data; if that fails, it is rebuilt. On error or cancellation everything
+// Up started is removed again.
+func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Environment, err error) {
+	if h.err != nil {
+		return nil, h.err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if err := preflight(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(h.path("logs"), 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	unlock, err := h.lock("up")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	start := time.Now()
+	if env, herr := h.healthy(ctx, cfg); herr == nil {
+		h.progress("reuse", time.Since(start), nil)
+		h.recordTiming("reuse", time.Since(start))
+		return env, nil
+	} else if _, statErr := os.Stat(h.path("environment.json")); statErr == nil {
+		h.log.Info("running environment is not healthy; restarting it", "instance", h.instance, "reason", herr.Error())
+		fmt.Fprintf(h.out, "local[%s]: not healthy (%v); restarting\n", h.instance, firstLine(herr.Error()))
+	}
+
+	if err := h.stage(ctx, "packages", h.install); err != nil {
+		return nil, err
+	}
+	env, err = h.bringUp(ctx, cfg)
+	if err != nil && ctx.Err() == nil && h.bootstrapped() {
+		fmt.Fprintf(h.out, "local[%s]: restart failed (%v); rebuilding from scratch\n", h.instance, firstLine(err.Error()))
+		h.teardown(context.WithoutCancel(ctx), true)
+		env, err = h.bringUp(ctx, cfg)
+	}
+	if err != nil {
+		h.teardown(context.WithoutCancel(ctx), false)
+		return nil, err
+	}
+	h.progress("up", time.Since(start), nil)
+	h.recordTiming("up", time.Since(start))
+	return env, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func (h *Host) bootstrapped() bool {
+	_, err := os.Stat(h.path("bootstrapped"))
+	return err == nil
+}
+
+// bringUp starts from nothing running: it removes leftovers, builds the
+// network, starts every controller service (bootstrapping the databases the
+// first time) and then the worker.
+func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Environment, error) {
+	n := h.names()
+	_ = os.Remove(h.path("environment.json"))
+	if err := h.stage(ctx, "cleanup", func(ctx context.Context) error {
+		h.teardown(ctx, false)
+		return os.MkdirAll(h.path("run"), 0o700)
+	}); err != nil {
+		return nil, err
+	}
+	if err := h.stage(ctx, "network", func(ctx context.Context) error { return h.createNetwork(ctx, cfg) }); err != nil {
+		return nil, err
+	}
+	if err := h.stage(ctx, "configs", func(context.Context) error { return h.renderConfigs(cfg) }); err != nil {
+		return nil, err
+	}
+	var hostKey ssh.PublicKey
+	var userKey []byte
+	if err := h.stage(ctx, "ssh", func(ctx context.Context) (err error) {
+		if hostKey, userKey, err = h.sshKeys(); err != nil {
+			return err
+		}
+		return h.startSSHD(ctx)
+	}); err != nil {
+		return nil, err
+	}
+	fresh := !h.bootstrapped()
+	if err := h.stage(ctx, "database", func(ctx context.Context) error { return h.startInfra(ctx, fresh) }); err != nil {
+		return nil, err
+	}
+	if fresh {
+		if err := h.stage(ctx, "schemas", func(ctx context.Context) error { return h.syncSchemas(ctx, cfg) }); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.stage(ctx, "keystone", func(ctx context.Context) error { return h.startKeystone(ctx, cfg, fresh) }); err != nil {
+		return nil, err
+	}
+	if err := h.stage(ctx, "services", func(ctx context.Context) error {
+		for _, s := range h.controllerServices() {
+			if err := h.start(s); err != nil {
+				return err
+			}
+		}
+		return h.waitController(ctx, cfg)
+	}); err != nil {
+		return nil, err
+	}
+	if fresh {
+		if err := h.stage(ctx, "seed", func(ctx context.Context) error { return h.seed(ctx, cfg) }); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(h.path("bootstrapped"), []byte(time.Now().Format(time.RFC3339)), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	clouds, err := h.cloudsYAML(cfg)
+	if err != nil {
+		return nil, err
+	}
+	env := &devstack.Environment{
+		Config:     cfg,
+		Host:       h.Name(),
+		Controller: devstack.Node{Name: "controller", PrivateIP: cfg.ControllerIP, AvailabilityZone: cfg.FailureDomain},
+		Worker:     devstack.Node{Name: "worker", PrivateIP: cfg.WorkerIP, AvailabilityZone: cfg.FailureDomainAlt},
+		SSH: devstack.SSHEndpoint{
+			Address:    net.JoinHostPort(n.publicCtl.String(), "22"),
+			User:       "root",
+			PrivateKey: userKey,
+			HostKey:    strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey))),
+		},
+		CloudsYAML: clouds,
+		StateDir:   h.stateDir,
+	}
+	b, err := env.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(h.path("environment.json"), b, 0o600); err != nil {
+		return nil, fmt.Errorf("writing environment: %w", err)
+	}
+	if err := os.WriteFile(h.path("clouds.yaml"), clouds, 0o600); err != nil {
+		return nil, fmt.Errorf("writing clouds.yaml: %w", err)
+	}
+	if !h.deferWorker {
+		if err := h.stage(ctx, "worker", func(ctx context.Context) error { return h.startWorker(cfg) }); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+// StartWorker starts the worker's services and its detached registration
+// (for an environment brought up WithDeferredWorker, or to restart it).
+func (h *Host) StartWorker(ctx context.Context) error {
+	unlock, err := h.lock("start-worker")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	b, err := os.ReadFile(h.path("environment.json"))
+	if err != nil {
+		return fmt.Errorf("start worker: no running environment in %s; run Up first", h.stateDir)
+	}
+	env, err := devstack.UnmarshalEnvironment(b)
+	if err != nil {
+		return err
+	}
+	return h.stage(ctx, "worker", func(context.Context) error { return h.startWorker(env.Config) })
+}
+
+// startWorker launches the worker's services and the registration step, all
+// detached: they keep starting after this process exits.
+func (h *Host) startWorker(cfg devstack.Config) error {
+	if err := os.WriteFile(h.path("run", "worker-started"), []byte(time.Now().Format(time.RFC3339Nano)), 0o600); err != nil {
+		return err
+	}
+	for _, s := range h.workerServices(cfg) {
+		if _, ok := h.pidOf(s.name); ok {
+			continue
+		}
+		if err := h.start(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WorkerStarted returns when the worker's services were last started.
+func (h *Host) WorkerStarted() (time.Time, error) {
+	b, err := os.ReadFile(h.path("run", "worker-started"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the worker has not been started: %w", err)
+	}
+	return time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
+}
+
+func (h *Host) cloudsYAML(cfg devstack.Config) ([]byte, error) {
+	pw, err := h.password()
+	if err != nil {
+		return nil, err
+	}
+	cloud := func(user, project string) clientconfig.Cloud {
+		return clientconfig.Cloud{
+			AuthInfo: &clientconfig.AuthInfo{
+				AuthURL: fmt.Sprintf("http://%s:5000/v3", cfg.ControllerIP), Username: user, Password: pw,
+				ProjectName: project, UserDomainName: "Default", ProjectDomainName: "Default",
+			},
+			RegionName: "RegionOne", Interface: "public", IdentityAPIVersion: "3",
+		}
+	}
+	c := clientconfig.Clouds{Clouds: map[string]clientconfig.Cloud{
+		cfg.Cloud:      cloud("demo", "demo"),
+		cfg.CloudAdmin: cloud("admin", "admin"),
+	}}
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("rendering clouds.yaml: %w", err)
+	}
+	return b, nil
+}
+
+// Down stops every process the environment started, removes its network
+// namespaces (also the qrouter-/qdhcp- ones its neutron made), links and
+// data; only logs and timings stay in the state directory.
+func (h *Host) Down(ctx context.Context) error {
+	if h.err != nil {
+		return h.err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("local host: must run as root to remove network namespaces; run with sudo")
+	}
+	if _, err := os.Stat(h.stateDir); os.IsNotExist(err) {
+		return h.deleteNetwork(ctx)
+	}
+	unlock, err := h.lock("down")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return h.stage(ctx, "down", func(ctx context.Context) error {
+		err := h.teardown(ctx, true)
+		if n := h.leftovers(ctx); len(n) > 0 {
+			err = errors.Join(err, fmt.Errorf("still present after down: %s", strings.Join(n, ", ")))
+		}
+		return err
+	})
+}
+
+// teardown stops every process and removes the network; with wipe it also
+// deletes the data (databases, keys, configs) so the next Up starts afresh.
+func (h *Host) teardown(ctx context.Context, wipe bool) error {
+	h.rememberNeutronNamespaces(ctx)
+	h.stopAll(ctx, 15*time.Second)
+	err := h.deleteNetwork(ctx)
+	_ = os.Remove(h.path("environment.json"))
+	if wipe {
+		entries, _ := os.ReadDir(h.stateDir)
+		for _, e := range entries {
+			switch e.Name() {
+			case "logs", "timings.json", "lock":
+				continue
+			}
+			_ = os.RemoveAll(filepath.Join(h.stateDir, e.Name()))
+		}
+	}
+	return err
+}
+
+// leftovers lists what of this instance still exists: namespaces, the root
+// link, processes.
+func (h *Host) leftovers(ctx context.Context) []string {
+	n := h.names()
+	var out []string
+	for _, ns := range append([]string{n.controller, n.worker}, h.neutronNamespaces(ctx)...) {
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			out = append(out, "namespace "+ns)
+		}
+	}
+	if _, err := os.Stat("/sys/class/net/" + n.rootLink); err == nil {
+		out = append(out, "link "+n.rootLink)
+	}
+	for _, name := range h.recorded() {
+		if pid, ok := h.pidOf(name); ok {
+			out = append(out, fmt.Sprintf("process %s (pid %d)", name, pid))
+		}
+	}
+	return out
+}
