@@ -1,0 +1,154 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Existing is a host for an environment that already runs: nothing is
+// created or deleted; the user gives its clouds.yaml and how to reach the
+// controller over SSH.
+type Existing struct {
+	// CloudsYAML holds the clouds Config.Cloud and Config.CloudAdmin.
+	CloudsYAML []byte
+	// CACert is the PEM bundle the clouds.yaml's cacert names, if the API uses TLS.
+	CACert []byte
+	// Address is the controller's sshd as host:port.
+	Address string
+	// User is the SSH login on the controller.
+	User string
+	// PrivateKey is the user's PEM-encoded private key (no passphrase).
+	PrivateKey []byte
+	// HostKey is the controller's host key as an authorized_keys line; it is pinned.
+	HostKey string
+	// ControllerName and WorkerName are the nodes' host names as OpenStack
+	// services report them (optional; used to label logs).
+	ControllerName, WorkerName string
+}
+
+var _ Host = (*Existing)(nil)
+
+// ExistingFromFiles reads an Existing host's clouds.yaml, optional CA
+// bundle, private key and host key (an authorized_keys line, or a file
+// holding one) from files.
+func ExistingFromFiles(cloudsYAML, caCert, address, user, privateKey, hostKey string) (*Existing, error) {
+	e := &Existing{Address: address, User: user}
+	var errs []error
+	read := func(field, path string, dst *[]byte) {
+		if path == "" {
+			return
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("existing host: %s: %w", field, err))
+			return
+		}
+		*dst = b
+	}
+	read("clouds.yaml", cloudsYAML, &e.CloudsYAML)
+	read("CA bundle", caCert, &e.CACert)
+	read("private key", privateKey, &e.PrivateKey)
+	if strings.HasPrefix(hostKey, "ssh-") || strings.HasPrefix(hostKey, "ecdsa-") {
+		e.HostKey = hostKey
+	} else {
+		var b []byte
+		read("host key", hostKey, &b)
+		e.HostKey = strings.TrimSpace(string(b))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Name returns "existing".
+func (x *Existing) Name() string { return "existing" }
+
+// Validate checks every field against cfg and reports each problem with its
+// fix: the clouds.yaml must parse and hold cfg.Cloud and cfg.CloudAdmin, the
+// address must be host:port, the keys must parse.
+func (x *Existing) Validate(cfg Config) error {
+	cfg = cfg.WithDefaults()
+	var errs []error
+	if len(x.CloudsYAML) == 0 {
+		errs = append(errs, errors.New("CloudsYAML is empty: pass the clouds.yaml of the environment"))
+	} else if cy, err := ParseCloudsYAML(x.CloudsYAML); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, name := range []string{cfg.Cloud, cfg.CloudAdmin} {
+			if _, err := cy.Cloud(name); err != nil {
+				errs = append(errs, fmt.Errorf("%w (set OPENSTACK_CLOUD / OPENSTACK_CLOUD_ADMIN to clouds that exist)", err))
+			}
+		}
+	}
+	if x.Address == "" {
+		errs = append(errs, errors.New("Address is empty: set it to the controller's sshd as host:port, e.g. 203.0.113.5:22"))
+	} else if _, _, err := net.SplitHostPort(x.Address); err != nil {
+		errs = append(errs, fmt.Errorf("Address %q is not host:port: add the port, e.g. %s:22", x.Address, x.Address))
+	}
+	if x.User == "" {
+		errs = append(errs, errors.New("User is empty: set the SSH login on the controller"))
+	}
+	if len(x.PrivateKey) == 0 {
+		errs = append(errs, errors.New("PrivateKey is empty: pass the PEM private key the controller accepts"))
+	} else if _, err := ssh.ParsePrivateKey(x.PrivateKey); err != nil {
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) {
+			errs = append(errs, errors.New("PrivateKey is protected by a passphrase: pass a key without one"))
+		} else {
+			errs = append(errs, fmt.Errorf("PrivateKey cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", err))
+		}
+	}
+	if x.HostKey == "" {
+		errs = append(errs, errors.New("HostKey is empty: pass the controller's host key as an authorized_keys line (ssh-keyscan prints it)"))
+	} else if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(x.HostKey)); err != nil {
+		errs = append(errs, fmt.Errorf("HostKey cannot be parsed (%v): pass an authorized_keys line such as \"ssh-ed25519 AAAA...\"", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("existing host: %w", err)
+	}
+	return nil
+}
+
+// Up validates the host, checks that the controller answers over SSH and
+// returns the environment. It creates nothing.
+func (x *Existing) Up(ctx context.Context, cfg Config) (*Environment, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := x.Validate(cfg); err != nil {
+		return nil, err
+	}
+	env := &Environment{
+		Config:     cfg,
+		Host:       x.Name(),
+		Controller: Node{Name: x.ControllerName, PrivateIP: cfg.ControllerIP, AvailabilityZone: cfg.FailureDomain},
+		Worker:     Node{Name: x.WorkerName, PrivateIP: cfg.WorkerIP, AvailabilityZone: cfg.FailureDomainAlt},
+		SSH: SSHEndpoint{
+			Address:    x.Address,
+			User:       x.User,
+			PrivateKey: x.PrivateKey,
+			HostKey:    strings.TrimSpace(x.HostKey),
+		},
+		CloudsYAML: x.CloudsYAML,
+		CACert:     x.CACert,
+	}
+	t, err := env.Tunnel(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("existing host: %w", err)
+	}
+	if err := t.Close(); err != nil {
+		return nil, fmt.Errorf("existing host: closing the test connection: %w", err)
+	}
+	return env, nil
+}
+
+// Down does nothing: an existing environment belongs to its user.
+func (x *Existing) Down(context.Context) error { return nil }

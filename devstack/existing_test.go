@@ -1,0 +1,64 @@
+package devstack_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+func newKeyPair() (privPEM []byte, authorized string) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	Expect(err).NotTo(HaveOccurred())
+	sp, err := ssh.NewPublicKey(pub)
+	Expect(err).NotTo(HaveOccurred())
+	return pem.EncodeToMemory(block), string(ssh.MarshalAuthorizedKey(sp))
+}
+
+var _ = Describe("Existing host validation", func() {
+	var valid devstack.Existing
+	BeforeEach(func() {
+		clouds, err := os.ReadFile("testdata/clouds-multi.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		key, _ := newKeyPair()
+		_, hostKey := newKeyPair()
+		valid = devstack.Existing{CloudsYAML: clouds, Address: "198.19.0.1:22", User: "stack", PrivateKey: key, HostKey: hostKey}
+	})
+
+	It("accepts a complete description", func() {
+		Expect(valid.Validate(devstack.DefaultConfig())).To(Succeed())
+	})
+
+	DescribeTable("names each bad field and its fix",
+		func(mutate func(*devstack.Existing), cfg devstack.Config, want ...string) {
+			x := valid
+			mutate(&x)
+			err := x.Validate(cfg)
+			Expect(err).To(HaveOccurred())
+			for _, w := range want {
+				Expect(err.Error()).To(ContainSubstring(w))
+			}
+			// Up refuses before it touches the network.
+			_, upErr := x.Up(context.Background(), cfg)
+			Expect(upErr).To(MatchError(err.Error()))
+		},
+		Entry("no clouds.yaml", func(x *devstack.Existing) { x.CloudsYAML = nil }, devstack.DefaultConfig(), "CloudsYAML is empty"),
+		Entry("malformed clouds.yaml", func(x *devstack.Existing) { x.CloudsYAML = []byte("clouds:\n  a: [\n") }, devstack.DefaultConfig(), "clouds.yaml line 2"),
+		Entry("missing cloud", func(x *devstack.Existing) {}, devstack.Config{Cloud: "mine"}, `cloud "mine" not found; known clouds: capo-e2e, capo-e2e-admin, other`),
+		Entry("address without port", func(x *devstack.Existing) { x.Address = "198.19.0.1" }, devstack.DefaultConfig(), `Address "198.19.0.1" is not host:port: add the port, e.g. 198.19.0.1:22`),
+		Entry("no user", func(x *devstack.Existing) { x.User = "" }, devstack.DefaultConfig(), "User is empty"),
+		Entry("garbage key", func(x *devstack.Existing) { x.PrivateKey = []byte("not a key") }, devstack.DefaultConfig(), "PrivateKey cannot be parsed"),
+		Entry("no host key", func(x *devstack.Existing) { x.HostKey = "" }, devstack.DefaultConfig(), "HostKey is empty", "ssh-keyscan"),
+		Entry("garbage host key", func(x *devstack.Existing) { x.HostKey = "ssh-ed25519 !!!" }, devstack.DefaultConfig(), "HostKey cannot be parsed"),
+		Entry("several at once", func(x *devstack.Existing) { x.User, x.Address = "", "" }, devstack.DefaultConfig(), "User is empty", "Address is empty"),
+	)
+})

@@ -1,0 +1,405 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+
+	blockazs "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/availabilityzones"
+	blockservices "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/services"
+	computeazs "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
+	computeservices "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
+)
+
+// Polling of every wait: the first retry after MinPollInterval, each next one
+// 1.5 times later, never more than MaxPollInterval apart.
+const (
+	MinPollInterval = 100 * time.Millisecond
+	MaxPollInterval = time.Second
+	// DefaultWaitTimeout bounds a wait that was given no timeout of its own.
+	DefaultWaitTimeout = 5 * time.Minute
+	// DefaultSecondAZTimeout bounds WaitForSecondAZ unless the context's deadline is earlier.
+	DefaultSecondAZTimeout = 15 * time.Minute
+)
+
+// Strategy is one readiness condition of an environment, in the style of
+// testcontainers' wait strategies: small, composable and bounded.
+type Strategy interface {
+	// WaitUntilReady returns once the condition holds, or an error that says
+	// what was awaited and what was seen last.
+	WaitUntilReady(ctx context.Context, env *Environment) error
+	// String says what the strategy waits for.
+	String() string
+}
+
+// WaitTimeoutError is a wait that gave up: what it waited for, for how long,
+// and what it saw on its last look.
+type WaitTimeoutError struct {
+	// What is the condition that was awaited.
+	What string
+	// Waited is how long it was awaited.
+	Waited time.Duration
+	// LastSeen describes the last observation (or the last error).
+	LastSeen string
+	// Err is the context's error (deadline exceeded or canceled).
+	Err error
+}
+
+func (e *WaitTimeoutError) Error() string {
+	verb := "timed out"
+	if errors.Is(e.Err, context.Canceled) {
+		verb = "canceled"
+	}
+	return fmt.Sprintf("%s after %s waiting for %s; last seen: %s", verb, e.Waited.Round(time.Millisecond), e.What, e.LastSeen)
+}
+
+func (e *WaitTimeoutError) Unwrap() error { return e.Err }
+
+// Condition is a Strategy that polls one check with backoff until it holds.
+type Condition struct {
+	what    string
+	cloud   string
+	timeout time.Duration
+	// noClients marks checks that authenticate themselves instead of using Clients.
+	noClients bool
+	check     func(ctx context.Context, env *Environment, cloud string, c *Clients) (seen string, ok bool, err error)
+}
+
+// WithTimeout bounds the condition (default DefaultWaitTimeout); the
+// context's deadline still applies when it is earlier.
+func (c *Condition) WithTimeout(d time.Duration) *Condition {
+	cp := *c
+	cp.timeout = d
+	return &cp
+}
+
+// WithCloud makes the condition look through the clouds.yaml entry called
+// name (default: the environment's Config.CloudAdmin).
+func (c *Condition) WithCloud(name string) *Condition {
+	cp := *c
+	cp.cloud = name
+	return &cp
+}
+
+// String says what the condition waits for.
+func (c *Condition) String() string { return c.what }
+
+// permanent marks errors that polling cannot cure.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+func isPermanent(err error) bool {
+	var cy *CloudsYAMLError
+	var nf *CloudNotFoundError
+	var p permanent
+	return errors.Is(err, ErrUnauthorized) || errors.As(err, &cy) || errors.As(err, &nf) || errors.As(err, &p)
+}
+
+// WaitUntilReady polls the condition until it holds, the timeout passes or ctx ends.
+func (c *Condition) WaitUntilReady(ctx context.Context, env *Environment) error {
+	timeout := c.timeout
+	if timeout <= 0 {
+		timeout = DefaultWaitTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cloud := c.cloud
+	if cloud == "" {
+		cloud = env.Config.WithDefaults().CloudAdmin
+	}
+	log := env.state().log.WithValues("wait", c.what)
+	start := time.Now()
+	interval := MinPollInterval
+	seen := "nothing yet (no check completed)"
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-ctx.Done():
+			return &WaitTimeoutError{What: c.what, Waited: time.Since(start), LastSeen: seen, Err: ctx.Err()}
+		case <-timer.C:
+		}
+		ok, s, err := c.once(ctx, env, cloud)
+		switch {
+		case err != nil && isPermanent(err):
+			return fmt.Errorf("waiting for %s: %w", c.what, err)
+		case err != nil:
+			if ctx.Err() == nil { // an error caused by our own deadline says nothing new
+				seen = "error: " + err.Error()
+			}
+		case ok:
+			log.V(1).Info("ready", "after", time.Since(start).Round(time.Millisecond).String(), "attempts", attempt)
+			return nil
+		default:
+			seen = s
+		}
+		log.V(2).Info("not yet", "seen", seen)
+		timer.Reset(interval)
+		interval = min(interval*3/2, MaxPollInterval)
+	}
+}
+
+func (c *Condition) once(ctx context.Context, env *Environment, cloud string) (bool, string, error) {
+	var cl *Clients
+	if !c.noClients {
+		var err error
+		cl, err = env.Clients(ctx, cloud)
+		if err != nil {
+			return false, "", err
+		}
+	}
+	seen, ok, err := c.check(ctx, env, cloud, cl)
+	return ok, seen, err
+}
+
+// Wait runs the strategies one after the other and returns the first error.
+func (e *Environment) Wait(ctx context.Context, strategies ...Strategy) error {
+	for _, s := range strategies {
+		if err := s.WaitUntilReady(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// all is ForAll's strategy.
+type all []Strategy
+
+// ForAll combines strategies into one that waits for each in turn.
+func ForAll(strategies ...Strategy) Strategy { return all(strategies) }
+
+func (a all) WaitUntilReady(ctx context.Context, env *Environment) error { return env.Wait(ctx, a...) }
+
+func (a all) String() string {
+	parts := make([]string, len(a))
+	for i, s := range a {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, ", then ")
+}
+
+// ForKeystoneToken waits until keystone issues a token to the cloud's
+// credentials (a fresh authentication each time it looks).
+func ForKeystoneToken() *Condition {
+	return &Condition{what: "a keystone token", check: func(ctx context.Context, env *Environment, cloud string, _ *Clients) (string, bool, error) {
+		pc, err := env.ProviderClient(ctx, cloud)
+		if err != nil {
+			return "", false, err
+		}
+		if pc.Token() == "" {
+			return "keystone answered without a token", false, nil
+		}
+		return "token issued", true, nil
+	}, noClients: true}
+}
+
+type catalogResult interface {
+	ExtractServiceCatalog() (*tokens.ServiceCatalog, error)
+}
+
+// ForCatalog waits until the service catalog lists every service type given
+// ("compute", "network", "volumev3", "image", "load-balancer", ...).
+func ForCatalog(serviceTypes ...string) *Condition {
+	want := slices.Clone(serviceTypes)
+	return &Condition{what: fmt.Sprintf("service catalog with %s", strings.Join(want, ", ")), check: func(ctx context.Context, env *Environment, cloud string, _ *Clients) (string, bool, error) {
+		pc, err := env.ProviderClient(ctx, cloud)
+		if err != nil {
+			return "", false, err
+		}
+		r, ok := pc.GetAuthResult().(catalogResult)
+		if !ok {
+			return "", false, permanent{fmt.Errorf("cloud %q does not use keystone v3 (no service catalog in the token)", cloud)}
+		}
+		catalog, err := r.ExtractServiceCatalog()
+		if err != nil {
+			return "", false, err
+		}
+		var have []string
+		for _, e := range catalog.Entries {
+			if len(e.Endpoints) > 0 {
+				have = append(have, e.Type)
+			}
+		}
+		sort.Strings(have)
+		var missing []string
+		for _, w := range want {
+			if !slices.Contains(have, w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Sprintf("catalog has [%s], missing [%s]", strings.Join(have, " "), strings.Join(missing, " ")), false, nil
+		}
+		return "", true, nil
+	}, noClients: true}
+}
+
+// ForComputeServices waits until at least n nova-compute services are up and enabled.
+func ForComputeServices(n int) *Condition {
+	return &Condition{what: fmt.Sprintf("%d nova-compute services up and enabled", n), check: func(ctx context.Context, _ *Environment, _ string, c *Clients) (string, bool, error) {
+		pages, err := computeservices.List(c.Compute, computeservices.ListOpts{Binary: "nova-compute"}).AllPages(ctx)
+		if err != nil {
+			return "", false, fmt.Errorf("listing compute services: %w", err)
+		}
+		svcs, err := computeservices.ExtractServices(pages)
+		if err != nil {
+			return "", false, err
+		}
+		up := 0
+		var seen []string
+		for _, s := range svcs {
+			if s.State == "up" && s.Status == "enabled" {
+				up++
+			}
+			seen = append(seen, fmt.Sprintf("%s %s/%s in %s", s.Host, s.State, s.Status, s.Zone))
+		}
+		return fmt.Sprintf("%d of %d wanted up and enabled: [%s]", up, n, strings.Join(seen, ", ")), up >= n, nil
+	}}
+}
+
+// ForNetworkAgents waits until neutron lists at least one agent and every
+// listed agent is alive and administratively up.
+func ForNetworkAgents() *Condition {
+	return &Condition{what: "every neutron agent alive", check: func(ctx context.Context, _ *Environment, _ string, c *Clients) (string, bool, error) {
+		pages, err := agents.List(c.Network, agents.ListOpts{}).AllPages(ctx)
+		if err != nil {
+			return "", false, fmt.Errorf("listing network agents: %w", err)
+		}
+		list, err := agents.ExtractAgents(pages)
+		if err != nil {
+			return "", false, err
+		}
+		if len(list) == 0 {
+			return "no network agents registered", false, nil
+		}
+		ok := true
+		var seen []string
+		for _, a := range list {
+			state := "alive"
+			if !a.Alive {
+				state, ok = "dead", false
+			}
+			if !a.AdminStateUp {
+				state, ok = state+",admin-down", false
+			}
+			seen = append(seen, fmt.Sprintf("%s@%s %s", a.Binary, a.Host, state))
+		}
+		sort.Strings(seen)
+		return "agents: [" + strings.Join(seen, ", ") + "]", ok, nil
+	}}
+}
+
+// ForAvailabilityZone waits until az is usable for servers and volumes: a
+// nova zone with a host whose nova-compute is available and active, and a
+// cinder zone with a cinder-volume service up and enabled.
+func ForAvailabilityZone(az string) *Condition {
+	return &Condition{what: fmt.Sprintf("availability zone %q (nova host with an up, enabled nova-compute and a cinder-volume up in the zone)", az), check: func(ctx context.Context, _ *Environment, _ string, c *Clients) (string, bool, error) {
+		novaOK, novaSeen, err := novaZone(ctx, c, az)
+		if err != nil {
+			return "", false, err
+		}
+		cinderOK, cinderSeen, err := cinderZone(ctx, c, az)
+		if err != nil {
+			return "", false, err
+		}
+		return "nova: " + novaSeen + "; cinder: " + cinderSeen, novaOK && cinderOK, nil
+	}}
+}
+
+func novaZone(ctx context.Context, c *Clients, az string) (bool, string, error) {
+	pages, err := computeazs.ListDetail(c.Compute).AllPages(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("listing nova availability zones: %w", err)
+	}
+	zones, err := computeazs.ExtractAvailabilityZones(pages)
+	if err != nil {
+		return false, "", err
+	}
+	var names []string
+	for _, z := range zones {
+		names = append(names, z.ZoneName)
+		if z.ZoneName != az {
+			continue
+		}
+		var hosts []string
+		for host, svcs := range z.Hosts {
+			if s, ok := svcs["nova-compute"]; ok {
+				if s.Available && s.Active && z.ZoneState.Available {
+					return true, fmt.Sprintf("zone %s has compute host %s up", az, host), nil
+				}
+				hosts = append(hosts, fmt.Sprintf("%s available=%t active=%t", host, s.Available, s.Active))
+			}
+		}
+		return false, fmt.Sprintf("zone %s available=%t, compute hosts [%s]", az, z.ZoneState.Available, strings.Join(hosts, ", ")), nil
+	}
+	sort.Strings(names)
+	return false, fmt.Sprintf("no zone %s (zones: [%s])", az, strings.Join(names, " ")), nil
+}
+
+func cinderZone(ctx context.Context, c *Clients, az string) (bool, string, error) {
+	pages, err := blockazs.List(c.BlockStorage).AllPages(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("listing cinder availability zones: %w", err)
+	}
+	zones, err := blockazs.ExtractAvailabilityZones(pages)
+	if err != nil {
+		return false, "", err
+	}
+	var names []string
+	zoneOK := false
+	for _, z := range zones {
+		names = append(names, z.ZoneName)
+		if z.ZoneName == az && z.ZoneState.Available {
+			zoneOK = true
+		}
+	}
+	sort.Strings(names)
+	spages, err := blockservices.List(c.BlockStorage, blockservices.ListOpts{Binary: "cinder-volume"}).AllPages(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("listing cinder services: %w", err)
+	}
+	svcs, err := blockservices.ExtractServices(spages)
+	if err != nil {
+		return false, "", err
+	}
+	up := false
+	var seen []string
+	for _, s := range svcs {
+		if s.Zone != az {
+			continue
+		}
+		if s.State == "up" && s.Status == "enabled" {
+			up = true
+		}
+		seen = append(seen, fmt.Sprintf("%s %s/%s", s.Host, s.State, s.Status))
+	}
+	return zoneOK && up, fmt.Sprintf("zones [%s], cinder-volume in %s: [%s]", strings.Join(names, " "), az, strings.Join(seen, ", ")), nil
+}
+
+// WaitForSecondAZ waits until the worker's zone (Config.FailureDomainAlt)
+// has an up nova-compute and an up cinder-volume, for at most
+// DefaultSecondAZTimeout or until ctx ends.
+func (e *Environment) WaitForSecondAZ(ctx context.Context) error {
+	return ForAvailabilityZone(e.Config.WithDefaults().FailureDomainAlt).WithTimeout(DefaultSecondAZTimeout).WaitUntilReady(ctx, e)
+}
+
+// DefaultStrategies are what Up waits for unless told otherwise: a token, a
+// catalog with the core services and the controller's zone. The worker's zone
+// is not among them: it joins later (see WaitForSecondAZ).
+func DefaultStrategies(cfg Config) []Strategy {
+	cfg = cfg.WithDefaults()
+	return []Strategy{
+		ForKeystoneToken(),
+		ForCatalog("identity", "compute", "network", "volumev3", "image"),
+		ForAvailabilityZone(cfg.FailureDomain),
+	}
+}
