@@ -56,6 +56,9 @@ type Node struct {
 	PrivateIP netip.Addr `json:"privateIP"`
 	// AvailabilityZone is the nova and cinder zone of the node's services.
 	AvailabilityZone string `json:"availabilityZone"`
+	// HostKey is the node's SSH host key as an authorized_keys line, when the
+	// host knows it; log collection from remote hosts pins it.
+	HostKey string `json:"hostKey,omitempty"`
 }
 
 // SSHEndpoint is what a tunnel needs to reach the controller.

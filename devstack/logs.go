@@ -1,0 +1,382 @@
+package devstack
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	blockazs "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/availabilityzones"
+	blockservices "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/services"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	computeazs "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	computeservices "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
+	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/loadbalancers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+	"github.com/gophercloud/gophercloud/v2/pagination"
+)
+
+// artifact is one file of a node's tarball.
+type artifact struct {
+	name string
+	data []byte
+}
+
+// nodeArtifacts are the files of one node, before redaction.
+type nodeArtifacts struct {
+	node    string
+	logs    []artifact
+	configs []artifact
+	dumps   []artifact
+}
+
+// CollectLogs writes one tarball per node into dir (<node>.tar.gz): the
+// node's service logs (logs/), its rendered configuration with every
+// password redacted (etc/) and, in the controller's, JSON dumps of the
+// cloud's servers, networks, subnets, routers, ports, floating IPs, security
+// groups, volumes, load balancers, availability zones, hypervisors and
+// services (openstack/). Logs come from StateDir for a local host and over
+// SSH otherwise. Every file is redacted: the passwords of clouds.yaml and
+// every credential found in the configuration never reach the artifacts.
+// It returns the tarballs written; an error says what could not be
+// collected (the tarballs then hold the rest, and errors.txt says what is missing).
+func (e *Environment) CollectLogs(ctx context.Context, dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("collecting logs: %w", err)
+	}
+	ctl := nodeName(e.Controller, "controller")
+	wrk := nodeName(e.Worker, "worker")
+	nodes := map[string]*nodeArtifacts{ctl: {node: ctl}, wrk: {node: wrk}}
+	var errs []error
+	if e.StateDir != "" {
+		if err := e.localArtifacts(nodes[ctl], nodes[wrk]); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		errs = append(errs, e.remoteArtifacts(ctx, nodes[ctl], e.Controller, true)...)
+		errs = append(errs, e.remoteArtifacts(ctx, nodes[wrk], e.Worker, false)...)
+	}
+	dumps, err := e.dumps(ctx)
+	nodes[ctl].dumps = dumps
+	if err != nil {
+		errs = append(errs, err)
+	}
+
+	r := NewRedactor()
+	if cy, err := ParseCloudsYAML(e.CloudsYAML); err == nil {
+		for _, s := range cy.secrets() {
+			r.add(s)
+		}
+	}
+	for _, n := range nodes {
+		for _, c := range n.configs {
+			r.Learn(c.data)
+		}
+	}
+	var out []string
+	for _, name := range []string{ctl, wrk} {
+		n := nodes[name]
+		p := filepath.Join(dir, name+".tar.gz")
+		var notes []string
+		for _, err := range errs {
+			notes = append(notes, err.Error())
+		}
+		if err := writeTarball(p, n, r, notes); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return out, fmt.Errorf("collecting logs: %w", err)
+	}
+	return out, nil
+}
+
+func nodeName(n Node, def string) string {
+	if n.Name != "" {
+		return n.Name
+	}
+	return def
+}
+
+// workerFile says whether a file of a local state directory belongs to the
+// worker: its services carry the suffix -worker.
+func workerFile(name string) bool {
+	base := strings.TrimSuffix(path.Base(name), path.Ext(name))
+	return strings.HasSuffix(base, "-worker") || strings.HasPrefix(base, "node-worker")
+}
+
+// localArtifacts reads the logs and configuration a local host keeps in
+// StateDir (logs/ and etc/). Key material (ssh/, secret files, *.pem, keys)
+// is never read.
+func (e *Environment) localArtifacts(ctl, wrk *nodeArtifacts) error {
+	var errs []error
+	walk := func(sub string, add func(n *nodeArtifacts, a artifact)) {
+		root := filepath.Join(e.StateDir, sub)
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.Type().IsRegular() || sensitiveFile(d.Name()) {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			n := ctl
+			if workerFile(rel) {
+				n = wrk
+			}
+			add(n, artifact{name: path.Join(sub, filepath.ToSlash(rel)), data: b})
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading %s: %w", root, err))
+		}
+	}
+	walk("logs", func(n *nodeArtifacts, a artifact) { n.logs = append(n.logs, a) })
+	walk("etc", func(n *nodeArtifacts, a artifact) { n.configs = append(n.configs, a) })
+	return errors.Join(errs...)
+}
+
+func sensitiveFile(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasSuffix(n, ".pem") || strings.HasSuffix(n, ".key") || strings.Contains(n, "secret") ||
+		strings.HasPrefix(n, "id_") || strings.Contains(n, "host_key") || n == "authorized_keys" || strings.Contains(n, "fernet")
+}
+
+// remoteCommands collect a DevStack node's logs (journald units
+// devstack@*) and configuration over SSH.
+const (
+	remoteUnits   = `systemctl list-units 'devstack@*' --all --no-legend --plain 2>/dev/null | awk '{print $1}'`
+	remoteConfigs = `sudo tar -C / --ignore-failed-read -cf - etc/keystone etc/nova etc/neutron etc/glance etc/cinder etc/placement etc/octavia opt/stack/devstack/local.conf 2>/dev/null; true`
+)
+
+// remoteArtifacts reads a remote node's logs and configuration over SSH:
+// the controller at its public address, the worker through the tunnel.
+func (e *Environment) remoteArtifacts(ctx context.Context, n *nodeArtifacts, node Node, controller bool) []error {
+	signer, err := ssh.ParsePrivateKey(e.SSH.PrivateKey)
+	if err != nil {
+		return []error{fmt.Errorf("%s: ssh key: %w", n.node, err)}
+	}
+	hostKey := node.HostKey
+	if controller {
+		hostKey = e.SSH.HostKey
+	}
+	if hostKey == "" {
+		return []error{fmt.Errorf("%s: its SSH host key is unknown (Node.HostKey), so its logs were not collected", n.node)}
+	}
+	pinned, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hostKey))
+	if err != nil {
+		return []error{fmt.Errorf("%s: host key: %w", n.node, err)}
+	}
+	cfg := &ssh.ClientConfig{User: e.SSH.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(pinned), Timeout: 30 * time.Second}
+	tun, err := e.sharedTunnel(ctx)
+	if err != nil {
+		return []error{fmt.Errorf("%s: %w", n.node, err)}
+	}
+	addr := e.SSH.Address
+	if !controller {
+		addr = fmt.Sprintf("%s:22", node.PrivateIP)
+	}
+	client, err := tun.Jump(ctx, addr, cfg)
+	if err != nil {
+		return []error{fmt.Errorf("%s: %w", n.node, err)}
+	}
+	defer client.Close()
+	run := func(cmd string) ([]byte, error) {
+		s, err := client.NewSession()
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		stop := context.AfterFunc(ctx, func() { _ = s.Close() })
+		defer stop()
+		return s.Output(cmd)
+	}
+	var errs []error
+	units, err := run(remoteUnits)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: listing devstack units: %w", n.node, err))
+	}
+	for _, u := range strings.Fields(string(units)) {
+		b, err := run(fmt.Sprintf("sudo journalctl --no-pager -o short-precise -u %q", u))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: journal of %s: %w", n.node, u, err))
+			continue
+		}
+		n.logs = append(n.logs, artifact{name: "logs/" + strings.TrimSuffix(strings.TrimPrefix(u, "devstack@"), ".service") + ".log", data: b})
+	}
+	tb, err := run(remoteConfigs)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: configuration: %w", n.node, err))
+	}
+	tr := tar.NewReader(bytes.NewReader(tb))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Typeflag != tar.TypeReg || sensitiveFile(path.Base(h.Name)) {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, 16<<20))
+		if err != nil {
+			break
+		}
+		n.configs = append(n.configs, artifact{name: path.Join("etc", h.Name), data: b})
+	}
+	return errs
+}
+
+// dumps lists the cloud's resources as the admin sees them.
+func (e *Environment) dumps(ctx context.Context) ([]artifact, error) {
+	c, err := e.Clients(ctx, e.Config.WithDefaults().CloudAdmin)
+	if err != nil {
+		return nil, fmt.Errorf("resource dumps: %w", err)
+	}
+	type lister struct {
+		name string
+		list func() (any, error)
+	}
+	pages := func(p pagination.Pager, extract func(pagination.Page) (any, error)) (any, error) {
+		all, err := p.AllPages(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return extract(all)
+	}
+	listers := []lister{
+		{"servers", func() (any, error) {
+			return pages(servers.List(c.Compute, servers.ListOpts{AllTenants: true}), func(p pagination.Page) (any, error) { return servers.ExtractServers(p) })
+		}},
+		{"networks", func() (any, error) {
+			return pages(networks.List(c.Network, nil), func(p pagination.Page) (any, error) { return networks.ExtractNetworks(p) })
+		}},
+		{"subnets", func() (any, error) {
+			return pages(subnets.List(c.Network, nil), func(p pagination.Page) (any, error) { return subnets.ExtractSubnets(p) })
+		}},
+		{"routers", func() (any, error) {
+			return pages(routers.List(c.Network, routers.ListOpts{}), func(p pagination.Page) (any, error) { return routers.ExtractRouters(p) })
+		}},
+		{"ports", func() (any, error) {
+			return pages(ports.List(c.Network, nil), func(p pagination.Page) (any, error) { return ports.ExtractPorts(p) })
+		}},
+		{"floating-ips", func() (any, error) {
+			return pages(floatingips.List(c.Network, floatingips.ListOpts{}), func(p pagination.Page) (any, error) { return floatingips.ExtractFloatingIPs(p) })
+		}},
+		{"security-groups", func() (any, error) {
+			return pages(groups.List(c.Network, groups.ListOpts{}), func(p pagination.Page) (any, error) { return groups.ExtractGroups(p) })
+		}},
+		{"volumes", func() (any, error) {
+			return pages(volumes.List(c.BlockStorage, volumes.ListOpts{AllTenants: true}), func(p pagination.Page) (any, error) { return volumes.ExtractVolumes(p) })
+		}},
+		{"compute-availability-zones", func() (any, error) {
+			return pages(computeazs.ListDetail(c.Compute), func(p pagination.Page) (any, error) { return computeazs.ExtractAvailabilityZones(p) })
+		}},
+		{"volume-availability-zones", func() (any, error) {
+			return pages(blockazs.List(c.BlockStorage), func(p pagination.Page) (any, error) { return blockazs.ExtractAvailabilityZones(p) })
+		}},
+		{"hypervisors", func() (any, error) {
+			return pages(hypervisors.List(c.Compute, nil), func(p pagination.Page) (any, error) { return hypervisors.ExtractHypervisors(p) })
+		}},
+		{"compute-services", func() (any, error) {
+			return pages(computeservices.List(c.Compute, nil), func(p pagination.Page) (any, error) { return computeservices.ExtractServices(p) })
+		}},
+		{"volume-services", func() (any, error) {
+			return pages(blockservices.List(c.BlockStorage, nil), func(p pagination.Page) (any, error) { return blockservices.ExtractServices(p) })
+		}},
+		{"network-agents", func() (any, error) {
+			return pages(agents.List(c.Network, nil), func(p pagination.Page) (any, error) { return agents.ExtractAgents(p) })
+		}},
+	}
+	if c.LoadBalancer != nil {
+		listers = append(listers, lister{"load-balancers", func() (any, error) {
+			return pages(loadbalancers.List(c.LoadBalancer, nil), func(p pagination.Page) (any, error) { return loadbalancers.ExtractLoadBalancers(p) })
+		}})
+	}
+	var out []artifact
+	var errs []error
+	for _, l := range listers {
+		v, err := l.list()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing %s: %w", l.name, err))
+			continue
+		}
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("encoding %s: %w", l.name, err))
+			continue
+		}
+		out = append(out, artifact{name: "openstack/" + l.name + ".json", data: append(b, '\n')})
+	}
+	if c.LoadBalancer == nil {
+		errs = append(errs, errors.New("listing load-balancers: the catalog has no load-balancer service"))
+	}
+	return out, errors.Join(errs...)
+}
+
+// writeTarball writes a node's artifacts, redacted, to p (mode 0600).
+func writeTarball(p string, n *nodeArtifacts, r *Redactor, notes []string) (err error) {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("writing %s: %w", p, cerr)
+		}
+	}()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	var files []artifact
+	files = append(files, n.logs...)
+	files = append(files, n.configs...)
+	files = append(files, n.dumps...)
+	if len(notes) > 0 {
+		files = append(files, artifact{name: "errors.txt", data: []byte(strings.Join(notes, "\n") + "\n")})
+	}
+	sort.SliceStable(files, func(i, j int) bool { return files[i].name < files[j].name })
+	now := time.Now()
+	for _, a := range files {
+		data := r.Redact(a.data)
+		h := &tar.Header{Name: path.Join(n.node, a.name), Mode: 0o600, Size: int64(len(data)), ModTime: now, Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("writing %s: %w", p, err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return fmt.Errorf("writing %s: %w", p, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	if err := gz.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
