@@ -1,0 +1,269 @@
+package tunnel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Defaults applied by Open to zero fields of Config.
+const (
+	DefaultKeepAliveInterval = 5 * time.Second
+	DefaultDialTimeout       = 15 * time.Second
+	DefaultMaxBackoff        = 5 * time.Second
+)
+
+// Config describes the SSH connection to the controller and what it carries.
+type Config struct {
+	// Address is the controller's sshd as host:port, e.g. "203.0.113.5:22".
+	Address string
+	// User is the SSH login name on the controller.
+	User string
+	// PrivateKey is a PEM-encoded private key (OpenSSH or PKCS#8, no
+	// passphrase). One of PrivateKey, PrivateKeyFile or Agent is required.
+	PrivateKey []byte
+	// PrivateKeyFile is a path to read PrivateKey from.
+	PrivateKeyFile string
+	// Agent authenticates with the keys of the SSH agent at $SSH_AUTH_SOCK.
+	Agent bool
+	// HostKey pins the controller's host key, as an authorized_keys line
+	// ("ssh-ed25519 AAAA..."). One of HostKey, KnownHostsFile or
+	// InsecureIgnoreHostKey is required.
+	HostKey []byte
+	// KnownHostsFile is a known_hosts file the controller's key must be in.
+	KnownHostsFile string
+	// InsecureIgnoreHostKey accepts any host key. It is never the default:
+	// without it a missing pin is a configuration error.
+	InsecureIgnoreHostKey bool
+	// Routes are the prefixes carried over SSH (the private CIDR and the
+	// floating range); every other address is dialled directly.
+	Routes []netip.Prefix
+	// RemoteDomains are DNS domains whose names (the domain itself and
+	// every name under it) are resolved by the controller, without a local
+	// lookup, e.g. "svc.cluster.local". Other names are looked up locally
+	// first and sent to the controller only when they do not resolve.
+	RemoteDomains []string
+	// KeepAliveInterval is how often the connection is probed; a peer that
+	// stops answering is declared dead within three intervals. Default 5s.
+	KeepAliveInterval time.Duration
+	// DialTimeout bounds the SSH dial and handshake, and dials through the
+	// tunnel whose context has no deadline. Default 15s.
+	DialTimeout time.Duration
+	// MaxBackoff caps the delay between reconnection attempts. Default 5s.
+	MaxBackoff time.Duration
+	// Logger receives connection events (never keys). Default: discard.
+	Logger logr.Logger
+
+	agent *agentAuth
+}
+
+// agentAuth signs with an SSH agent; the agent connections opened during a
+// handshake are closed by release once the handshake is over.
+type agentAuth struct {
+	sock  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (a *agentAuth) signers() ([]ssh.Signer, error) {
+	c, err := net.Dial("unix", a.sock)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
+	}
+	a.mu.Lock()
+	a.conns = append(a.conns, c)
+	a.mu.Unlock()
+	return agent.NewClient(c).Signers()
+}
+
+func (a *agentAuth) release() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.conns {
+		_ = c.Close()
+	}
+	a.conns = nil
+}
+
+// validate checks cfg, fills defaults and returns the SSH client config.
+// Errors name the field and say how to fix it.
+func (cfg *Config) validate() (*ssh.ClientConfig, error) {
+	var errs []error
+	if cfg.Address == "" {
+		errs = append(errs, errors.New("Config.Address is empty: set it to the controller's sshd as host:port, e.g. 203.0.113.5:22"))
+	} else if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
+		errs = append(errs, fmt.Errorf("Config.Address %q is not host:port (%v): add the port, e.g. %s:22", cfg.Address, err, cfg.Address))
+	}
+	if cfg.User == "" {
+		errs = append(errs, errors.New("Config.User is empty: set the SSH login name on the controller"))
+	}
+	if len(cfg.Routes) == 0 {
+		errs = append(errs, errors.New("Config.Routes is empty: add the prefixes to carry over SSH, e.g. 10.0.3.0/24 and 172.24.4.0/24"))
+	}
+	for i, r := range cfg.Routes {
+		if !r.IsValid() {
+			errs = append(errs, fmt.Errorf("Config.Routes[%d] is not a valid prefix: use netip.MustParsePrefix(\"10.0.3.0/24\") or similar", i))
+			continue
+		}
+		if r != r.Masked() {
+			errs = append(errs, fmt.Errorf("Config.Routes[%d] %s has host bits set: use %s", i, r, r.Masked()))
+		}
+		for j := 0; j < i; j++ {
+			if cfg.Routes[j].IsValid() && r.Overlaps(cfg.Routes[j]) {
+				errs = append(errs, fmt.Errorf("Config.Routes[%d] %s overlaps Config.Routes[%d] %s: remove one or make them disjoint", i, r, j, cfg.Routes[j]))
+			}
+		}
+	}
+	auth, err := cfg.authMethods()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	hostKey, algos, err := cfg.hostKeyCallback()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.KeepAliveInterval < 0 || cfg.DialTimeout < 0 || cfg.MaxBackoff < 0 {
+		errs = append(errs, errors.New("Config.KeepAliveInterval, DialTimeout and MaxBackoff must not be negative: leave them zero for the defaults"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("tunnel: invalid configuration: %w", errors.Join(errs...))
+	}
+	if cfg.KeepAliveInterval == 0 {
+		cfg.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	return &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              auth,
+		HostKeyCallback:   hostKey,
+		HostKeyAlgorithms: algos,
+		Timeout:           cfg.DialTimeout,
+		Config: ssh.Config{
+			// AES-GCM first: hardware AES makes it the fastest cipher both
+			// sides support (it is also OpenSSH's choice on such machines).
+			Ciphers: []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305},
+		},
+	}, nil
+}
+
+func (cfg *Config) authMethods() ([]ssh.AuthMethod, error) {
+	var methods []ssh.AuthMethod
+	key := cfg.PrivateKey
+	if cfg.PrivateKeyFile != "" {
+		if len(key) > 0 {
+			return nil, errors.New("Config.PrivateKey and Config.PrivateKeyFile are both set: keep one")
+		}
+		b, err := os.ReadFile(cfg.PrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("Config.PrivateKeyFile: %w: check the path and its permissions", err)
+		}
+		key = b
+	}
+	if len(key) > 0 {
+		signer, err := ssh.ParsePrivateKey(key)
+		if err != nil {
+			var missing *ssh.PassphraseMissingError
+			if errors.As(err, &missing) {
+				return nil, errors.New("Config.PrivateKey is encrypted with a passphrase: load it into an SSH agent and set Config.Agent instead")
+			}
+			// The parser's message never contains key material.
+			return nil, fmt.Errorf("Config.PrivateKey cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", err)
+		}
+		methods = append(methods, ssh.PublicKeys(signer))
+	}
+	if cfg.Agent {
+		sock := os.Getenv("SSH_AUTH_SOCK")
+		if sock == "" {
+			return nil, errors.New("Config.Agent is set but SSH_AUTH_SOCK is empty: start ssh-agent or pass Config.PrivateKey")
+		}
+		cfg.agent = &agentAuth{sock: sock}
+		methods = append(methods, ssh.PublicKeysCallback(cfg.agent.signers))
+	}
+	if len(methods) == 0 {
+		return nil, errors.New("no credentials: set Config.PrivateKey, Config.PrivateKeyFile or Config.Agent")
+	}
+	return methods, nil
+}
+
+func (cfg *Config) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
+	n := 0
+	for _, set := range []bool{len(cfg.HostKey) > 0, cfg.KnownHostsFile != "", cfg.InsecureIgnoreHostKey} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, nil, errors.New("no host key to check: set Config.HostKey (an authorized_keys line) or Config.KnownHostsFile; Config.InsecureIgnoreHostKey turns checking off explicitly")
+	case n > 1:
+		return nil, nil, errors.New("Config.HostKey, Config.KnownHostsFile and Config.InsecureIgnoreHostKey are exclusive: keep one")
+	case cfg.InsecureIgnoreHostKey:
+		return ssh.InsecureIgnoreHostKey(), nil, nil
+	case cfg.KnownHostsFile != "":
+		cb, err := knownhosts.New(cfg.KnownHostsFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("Config.KnownHostsFile: %w: point it at a readable known_hosts file", err)
+		}
+		return func(host string, remote net.Addr, key ssh.PublicKey) error {
+			err := cb(host, remote, key)
+			var ke *knownhosts.KeyError
+			if errors.As(err, &ke) {
+				var want []string
+				for _, k := range ke.Want {
+					want = append(want, fmt.Sprintf("%s %s (%s:%d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Filename, k.Line))
+				}
+				if len(want) == 0 {
+					return fmt.Errorf("host key for %s not in %s: server offered %s %s; add it to the file if it is the controller's", host, cfg.KnownHostsFile, key.Type(), ssh.FingerprintSHA256(key))
+				}
+				return fmt.Errorf("host key mismatch for %s: server offered %s %s, %s expects %v; if the controller was rebuilt, update the file", host, key.Type(), ssh.FingerprintSHA256(key), cfg.KnownHostsFile, want)
+			}
+			return err
+		}, nil, nil
+	default:
+		pinned, _, _, _, err := ssh.ParseAuthorizedKey(cfg.HostKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("Config.HostKey cannot be parsed (%v): pass an authorized_keys line such as \"ssh-ed25519 AAAA...\"", err)
+		}
+		return PinnedHostKey(pinned), algorithmsFor(pinned.Type()), nil
+	}
+}
+
+// PinnedHostKey returns a HostKeyCallback that accepts only key; a mismatch
+// error carries both SHA256 fingerprints. Use it for Jump hops too.
+func PinnedHostKey(key ssh.PublicKey) ssh.HostKeyCallback {
+	want := key.Marshal()
+	return func(host string, _ net.Addr, got ssh.PublicKey) error {
+		if bytes.Equal(got.Marshal(), want) {
+			return nil
+		}
+		return fmt.Errorf("host key mismatch for %s: server offered %s %s, pinned key is %s %s; if the host was rebuilt, update the pinned key",
+			host, got.Type(), ssh.FingerprintSHA256(got), key.Type(), ssh.FingerprintSHA256(key))
+	}
+}
+
+// algorithmsFor lists the host key algorithms a key of this type signs with,
+// so the server presents the pinned key rather than another of its keys.
+func algorithmsFor(keyType string) []string {
+	if keyType == ssh.KeyAlgoRSA {
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+	}
+	return []string{keyType}
+}

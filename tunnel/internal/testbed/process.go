@@ -1,0 +1,311 @@
+package testbed
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/stackgate/stackgate/internal/netns"
+)
+
+// startTimeout bounds how long a process may take to say it is ready.
+const startTimeout = 15 * time.Second
+
+func (b *Bed) configureSSHD(s *SSHD) error {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return err
+	}
+	keyFile := filepath.Join(b.Dir, "ssh_host_ed25519_key_"+s.Name)
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		return err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return err
+	}
+	s.HostKey = signer.PublicKey()
+	s.HostKeyLine = ssh.MarshalAuthorizedKey(s.HostKey)
+	host, port, _ := net.SplitHostPort(s.Addr)
+	s.config = filepath.Join(b.Dir, "sshd_config_"+s.Name)
+	conf := strings.Join([]string{
+		"Port " + port,
+		"ListenAddress " + host,
+		"HostKey " + keyFile,
+		"PidFile none",
+		"AuthorizedKeysFile " + filepath.Join(b.Dir, "authorized_keys"),
+		"StrictModes no",
+		"UsePAM no",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"PermitRootLogin prohibit-password",
+		"AllowTcpForwarding yes",
+		"PrintMotd no",
+		"MaxStartups 200",
+		"LogLevel INFO",
+		"",
+	}, "\n")
+	return os.WriteFile(s.config, []byte(conf), 0o600)
+}
+
+// StartSSHD starts s (again, after KillSSHD) and waits until it listens.
+func (b *Bed) StartSSHD(ctx context.Context, s *SSHD) error {
+	cmd, exited, err := b.start(ctx, s.ns, "sshd-"+s.Name, "Server listening on", nil, "/usr/sbin/sshd", "-D", "-e", "-f", s.config)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+	return nil
+}
+
+// PIDs returns the PIDs of s's listener and every process it forked.
+func (s *SSHD) PIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	return descendants(s.cmd.Process.Pid)
+}
+
+// Signal sends sig to s's listener and every process it forked (the
+// per-connection servers).
+func (s *SSHD) Signal(sig syscall.Signal) error {
+	var errs []error
+	for _, pid := range s.PIDs() {
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("kill -%d %d: %w", sig, pid, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Kill kills s and its per-connection servers and waits until the listener
+// has exited.
+func (b *Bed) KillSSHD(ctx context.Context, s *SSHD) error {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	if err := s.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for sshd %s to exit after SIGKILL: %w", s.Name, ctx.Err())
+	}
+}
+
+// descendants returns pid and every process below it.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so cut after ')'.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], p)
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// start runs a command in ns, copies its output to the log and waits until
+// a line contains marker.
+func (b *Bed) start(ctx context.Context, ns *netns.Namespace, name, marker string, env []string, args ...string) (*exec.Cmd, chan struct{}, error) {
+	cmd := ns.Command(context.Background(), args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	w.Close()
+	ready := make(chan struct{})
+	exited := make(chan struct{})
+	b.mu.Lock()
+	b.procs = append(b.procs, proc{cmd, exited})
+	b.mu.Unlock()
+	var last strings.Builder
+	var lastMu = make(chan struct{}, 1)
+	lastMu <- struct{}{}
+	go func() {
+		sc := bufio.NewScanner(r)
+		seen := false
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintf(b.log, "[%s] %s\n", name, line)
+			<-lastMu
+			last.Reset()
+			last.WriteString(line)
+			lastMu <- struct{}{}
+			if !seen && strings.Contains(line, marker) {
+				seen = true
+				close(ready)
+			}
+		}
+		r.Close()
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	lastLine := func() string {
+		<-lastMu
+		defer func() { lastMu <- struct{}{} }()
+		return last.String()
+	}
+	select {
+	case <-ready:
+		return cmd, exited, nil
+	case <-exited:
+		return nil, nil, fmt.Errorf("%s exited before printing %q; last output: %q", name, marker, lastLine())
+	case <-timer.C:
+		return nil, nil, fmt.Errorf("%s did not print %q within %s; last output: %q", name, marker, startTimeout, lastLine())
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("waiting for %s to print %q: %w; last output: %q", name, marker, ctx.Err(), lastLine())
+	}
+}
+
+// Env variables that turn this program into an HTTP helper.
+const (
+	helperAddrEnv = "STACKGATE_TESTBED_HTTP_ADDR"
+	helperMarker  = "testbed http helper listening"
+)
+
+func (b *Bed) startHTTP(ctx context.Context, ns *netns.Namespace, addr string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	_, _, err = b.start(ctx, ns, "http-"+addr, helperMarker, []string{helperAddrEnv + "=" + addr}, self)
+	return err
+}
+
+// RunHelperIfRequested serves HTTP and never returns when this process was
+// started as an HTTP helper by the bed; call it first thing in TestMain or
+// main.
+func RunHelperIfRequested() {
+	addr := os.Getenv(helperAddrEnv)
+	if addr == "" {
+		return
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(helperMarker, addr)
+	err = (&http.Server{Handler: Handler(addr), ReadHeaderTimeout: 10 * time.Second}).Serve(l)
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// Handler answers:
+//
+//	GET /            "hello from <addr> to <client addr:port>"
+//	GET /bytes?n=N   N zero bytes
+//	POST /upload     reads the body, answers its length
+func Handler(addr string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s to %s\n", addr, r.RemoteAddr)
+	})
+	mux.HandleFunc("GET /bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "n must be a byte count", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		buf := make([]byte, 256<<10)
+		for n > 0 {
+			k := min(n, int64(len(buf)))
+			if _, err := w.Write(buf[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
+	mux.HandleFunc("POST /upload", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r.Body}, make([]byte, 256<<10))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d\n", n)
+	})
+	return mux
+}
+
+// Close kills every process the bed started, removes its namespaces, links
+// and files, and reports every failure.
+func (b *Bed) Close(ctx context.Context) error {
+	b.mu.Lock()
+	procs := b.procs
+	b.procs = nil
+	b.mu.Unlock()
+	var errs []error
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+			continue // its PID may belong to someone else by now
+		default:
+		}
+		for _, pid := range descendants(p.cmd.Process.Pid) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	errs = append(errs, b.topo.Cleanup(ctx))
+	if b.Dir != "" {
+		errs = append(errs, os.RemoveAll(b.Dir))
+	}
+	return errors.Join(errs...)
+}

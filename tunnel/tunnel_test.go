@@ -1,0 +1,403 @@
+package tunnel_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/goleak"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/net/proxy"
+
+	"github.com/stackgate/stackgate/tunnel"
+	"github.com/stackgate/stackgate/tunnel/internal/testbed"
+)
+
+var routes = []netip.Prefix{netip.MustParsePrefix("10.0.3.0/24"), netip.MustParsePrefix("172.24.4.0/24")}
+
+func url(host string, path string) string {
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(testbed.HTTPPort)) + path
+}
+
+// baseConfig is a valid configuration for the bed's controller.
+func baseConfig() tunnel.Config {
+	return tunnel.Config{
+		Address:       bed.ControllerSSHD.Addr,
+		User:          testbed.User,
+		PrivateKey:    bed.UserKey,
+		HostKey:       bed.ControllerSSHD.HostKeyLine,
+		Routes:        routes,
+		RemoteDomains: []string{"test"},
+		Logger: funcr.New(func(prefix, args string) {
+			fmt.Fprintln(GinkgoWriter, prefix, args)
+		}, funcr.Options{Verbosity: 1}),
+	}
+}
+
+// open opens a tunnel and registers its Close and a goroutine leak check:
+// once Close returns, no goroutine started since open may be left.
+func open(ctx context.Context, mutate ...func(*tunnel.Config)) *tunnel.Tunnel {
+	GinkgoHelper()
+	before := goleak.IgnoreCurrent()
+	cfg := baseConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	t, err := tunnel.Open(ctx, cfg)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		Expect(t.Close()).To(Succeed())
+		// The bed's own process watchers (an sshd restarted by a spec) are not the tunnel's.
+		Expect(goleak.Find(before,
+			goleak.IgnoreAnyFunction("github.com/stackgate/stackgate/tunnel/internal/testbed.(*Bed).start.func1"),
+			goleak.IgnoreAnyFunction("github.com/stackgate/stackgate/tunnel/internal/testbed.(*Bed).start.func2"),
+		)).To(Succeed(), "goroutines left after Close")
+	})
+	return t
+}
+
+func get(c *http.Client, u string) (string, error) {
+	resp, err := c.Get(u)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
+	}
+	return string(b), nil
+}
+
+var _ = Describe("Tunnel", func() {
+	It("carries routed addresses over SSH and dials others directly", func(ctx SpecContext) {
+		t := open(ctx)
+		c := t.HTTPClient()
+		body, err := get(c, url(testbed.PrivateHost, "/"))
+		Expect(err).NotTo(HaveOccurred())
+		// The private host sees the controller's address: the request came through sshd.
+		Expect(body).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
+		body, err = get(c, url(testbed.FloatingHost, "/"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(body).To(HavePrefix("hello from 172.24.4.10:8080 to 172.24.4.1:"))
+		// The controller's public address is not routed: the client's own address shows.
+		body, err = get(c, url(bed.ControllerIP, "/"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(body).To(HavePrefix(fmt.Sprintf("hello from %s:8080 to %s:", bed.ControllerIP, bed.ClientIP)))
+		// A name under RemoteDomains is resolved by the controller.
+		body, err = get(c, url(testbed.PrivateName, "/"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(body).To(HavePrefix("hello from 10.0.3.10:8080"))
+	})
+
+	It("moves large bodies both ways through the HTTP transport", func(ctx SpecContext) {
+		t := open(ctx)
+		const size = 64 << 20
+		resp, err := t.HTTPClient().Get(url(testbed.PrivateHost, "/bytes?n="+strconv.Itoa(size)))
+		Expect(err).NotTo(HaveOccurred())
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(n).To(BeEquivalentTo(size))
+
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url(testbed.FloatingHost, "/upload"), io.LimitReader(zeros{}, size))
+		Expect(err).NotTo(HaveOccurred())
+		req.ContentLength = size
+		resp, err = t.HTTPClient().Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(strings.TrimSpace(string(b))).To(Equal(strconv.Itoa(size)))
+	})
+
+	It("reports a refused routed port as the controller's refusal", func(ctx SpecContext) {
+		t := open(ctx)
+		_, err := t.DialContext(ctx, "tcp", "10.0.3.10:1")
+		Expect(err).To(MatchError(ContainSubstring("could not connect")))
+		var oce *ssh.OpenChannelError
+		Expect(errors.As(err, &oce)).To(BeTrue(), "error %v wraps *ssh.OpenChannelError", err)
+	})
+
+	Describe("host keys", func() {
+		It("accepts the key from a known_hosts file", func(ctx SpecContext) {
+			t := open(ctx, func(c *tunnel.Config) { c.HostKey, c.KnownHostsFile = nil, bed.KnownHostsFile })
+			_, err := get(t.HTTPClient(), url(testbed.PrivateHost, "/"))
+			Expect(err).NotTo(HaveOccurred())
+		})
+
+		It("refuses a wrong pinned key, naming both fingerprints", func(ctx SpecContext) {
+			other := newKey()
+			cfg := baseConfig()
+			cfg.HostKey = ssh.MarshalAuthorizedKey(other)
+			_, err := tunnel.Open(ctx, cfg)
+			Expect(err).To(MatchError(ContainSubstring("host key mismatch")))
+			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(other)))
+			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(bed.ControllerSSHD.HostKey)))
+		})
+
+		It("refuses a key that differs from the known_hosts entry, naming both fingerprints", func(ctx SpecContext) {
+			other := newKey()
+			known := filepath.Join(GinkgoT().TempDir(), "known_hosts")
+			Expect(os.WriteFile(known, []byte(bed.ControllerIP+" "+string(ssh.MarshalAuthorizedKey(other))), 0o600)).To(Succeed())
+			cfg := baseConfig()
+			cfg.HostKey, cfg.KnownHostsFile = nil, known
+			_, err := tunnel.Open(ctx, cfg)
+			Expect(err).To(MatchError(ContainSubstring("host key mismatch")))
+			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(other)))
+			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(bed.ControllerSSHD.HostKey)))
+		})
+	})
+
+	Describe("configuration errors name the field and the fix", func() {
+		DescribeTable("Open refuses",
+			func(ctx SpecContext, mutate func(*tunnel.Config), want ...string) {
+				cfg := baseConfig()
+				mutate(&cfg)
+				_, err := tunnel.Open(ctx, cfg)
+				Expect(err).To(HaveOccurred())
+				for _, w := range want {
+					Expect(err.Error()).To(ContainSubstring(w))
+				}
+				// The key never appears in an error.
+				Expect(err.Error()).NotTo(ContainSubstring(string(bed.UserKey[40:80])))
+			},
+			Entry("no routes", func(c *tunnel.Config) { c.Routes = nil }, "Config.Routes is empty", "add the prefixes"),
+			Entry("overlapping routes", func(c *tunnel.Config) {
+				c.Routes = append(routes, netip.MustParsePrefix("10.0.0.0/16"))
+			}, "Config.Routes[2] 10.0.0.0/16 overlaps Config.Routes[0] 10.0.3.0/24", "remove one"),
+			Entry("a key that cannot be parsed", func(c *tunnel.Config) { c.PrivateKey = bed.UserKey[:len(bed.UserKey)/2] },
+				"Config.PrivateKey cannot be parsed", "PEM-encoded"),
+			Entry("an unreadable key file", func(c *tunnel.Config) { c.PrivateKey, c.PrivateKeyFile = nil, "/nonexistent/id_ed25519" },
+				"Config.PrivateKeyFile", "no such file", "check the path"),
+			Entry("an unreachable address", func(c *tunnel.Config) { c.Address = net.JoinHostPort(bed.ControllerIP, "2222") },
+				"Config.Address 198.18.", ":2222", "connection refused", "check the address"),
+			Entry("no host key", func(c *tunnel.Config) { c.HostKey = nil }, "Config.HostKey", "InsecureIgnoreHostKey"),
+			Entry("no port", func(c *tunnel.Config) { c.Address = bed.ControllerIP }, "Config.Address", "add the port"),
+		)
+	})
+
+	Describe("the proxy", func() {
+		var (
+			t    *tunnel.Tunnel
+			addr string
+		)
+		BeforeEach(func(ctx SpecContext) {
+			t = open(ctx)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			addr = l.Addr().String()
+			served := make(chan error, 1)
+			go func() { served <- t.Serve(l) }()
+			DeferCleanup(func() {
+				Expect(t.Close()).To(Succeed())
+				Eventually(served).WithTimeout(10*time.Second).Should(Receive(MatchError(tunnel.ErrClosed)), "Serve returning after Close")
+			})
+		})
+
+		curl := func(ctx context.Context, env []string, args ...string) string {
+			GinkgoHelper()
+			cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--fail", "--max-time", "20"}, args...)...)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "curl %v: %s", args, out)
+			return string(out)
+		}
+
+		It("serves SOCKS5 with addresses and with remote names", func(ctx SpecContext) {
+			Expect(curl(ctx, nil, "--socks5", addr, url(testbed.PrivateHost, "/"))).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
+			Expect(curl(ctx, nil, "--socks5-hostname", addr, url(testbed.FloatingName, "/"))).To(HavePrefix("hello from 172.24.4.10:8080 to 172.24.4.1:"))
+			Expect(curl(ctx, nil, "--socks5-hostname", addr, url(bed.ControllerIP, "/"))).To(HavePrefix(fmt.Sprintf("hello from %s:8080 to %s:", bed.ControllerIP, bed.ClientIP)))
+		})
+
+		It("serves HTTP CONNECT and plain proxy requests", func(ctx SpecContext) {
+			Expect(curl(ctx, nil, "-p", "-x", "http://"+addr, url(testbed.PrivateHost, "/"))).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
+			Expect(curl(ctx, nil, "-x", "http://"+addr, url(testbed.FloatingHost, "/"))).To(HavePrefix("hello from 172.24.4.10:8080 to 172.24.4.1:"))
+		})
+
+		It("gives an environment that curl follows", func(ctx SpecContext) {
+			env := t.Env(addr)
+			Expect(env).To(ContainElements("HTTPS_PROXY=http://"+addr, "https_proxy=http://"+addr, "ALL_PROXY=socks5h://"+addr, "NO_PROXY=localhost,127.0.0.1,::1"))
+			Expect(curl(ctx, env, url(testbed.PrivateName, "/"))).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
+		})
+
+		It("answers a refused target with the SOCKS5 code for a refused connection", func(ctx SpecContext) {
+			d, err := proxy.SOCKS5("tcp", addr, nil, proxy.Direct)
+			Expect(err).NotTo(HaveOccurred())
+			_, err = d.(proxy.ContextDialer).DialContext(ctx, "tcp", "10.0.3.10:1")
+			Expect(err).To(MatchError(ContainSubstring("connection refused")))
+			conn, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", "10.0.3.10:8080")
+			Expect(err).NotTo(HaveOccurred())
+			conn.Close()
+		})
+	})
+
+	Describe("jumps", func() {
+		hop := func(s *testbed.SSHD) *ssh.ClientConfig {
+			return &ssh.ClientConfig{
+				User:            testbed.User,
+				Auth:            []ssh.AuthMethod{ssh.PublicKeys(bed.UserSigner)},
+				HostKeyCallback: tunnel.PinnedHostKey(s.HostKey),
+				Timeout:         15 * time.Second,
+			}
+		}
+
+		It("reaches the bastion on the floating range and a private host behind it", func(ctx SpecContext) {
+			t := open(ctx)
+			bastion, err := t.Jump(ctx, bed.FloatingSSHD.Addr, hop(bed.FloatingSSHD))
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(bastion.Close)
+			res, err := bastion.Run(ctx, "ip -4 -o addr show")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(res.Stdout)).To(ContainSubstring("inet " + testbed.FloatingHost + "/24"))
+
+			node, err := bastion.Jump(ctx, bed.PrivateSSHD.Addr, hop(bed.PrivateSSHD))
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(node.Close)
+			res, err = node.Run(ctx, "ip -4 -o addr show")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(res.Stdout)).To(ContainSubstring("inet " + testbed.PrivateHost + "/24"))
+
+			res, err = node.Run(ctx, "echo out; echo err >&2; exit 3")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res).To(Equal(tunnel.RunResult{Stdout: []byte("out\n"), Stderr: []byte("err\n"), ExitStatus: 3}))
+
+			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err = node.Run(short, "sleep 30")
+			Expect(err).To(MatchError(context.DeadlineExceeded))
+			Expect(time.Since(start)).To(BeNumerically("<", 10*time.Second), "Run returned long after its context ended")
+
+			// Each hop has its own host-key policy: a wrong pin on the second hop is refused.
+			wrong := hop(bed.PrivateSSHD)
+			other := newKey()
+			wrong.HostKeyCallback = tunnel.PinnedHostKey(other)
+			_, err = bastion.Jump(ctx, bed.PrivateSSHD.Addr, wrong)
+			Expect(err).To(MatchError(ContainSubstring("host key mismatch")))
+			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(other)))
+			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(bed.PrivateSSHD.HostKey)))
+		})
+	})
+
+	Describe("recovery", Serial, func() {
+		// These specs stop the controller's sshd; they run alone.
+		fast := func(c *tunnel.Config) {
+			c.KeepAliveInterval = 300 * time.Millisecond
+			c.MaxBackoff = 500 * time.Millisecond
+		}
+
+		It("reconnects after sshd is killed and restarted", func(ctx SpecContext) {
+			t := open(ctx, fast)
+			c := t.HTTPClient()
+			_, err := get(c, url(testbed.PrivateHost, "/"))
+			Expect(err).NotTo(HaveOccurred())
+
+			Expect(bed.KillSSHD(ctx, bed.ControllerSSHD)).To(Succeed())
+			DeferCleanup(func(ctx SpecContext) {
+				if len(bed.ControllerSSHD.PIDs()) == 0 || !alive(bed.ControllerSSHD.PIDs()[0]) {
+					Expect(bed.StartSSHD(ctx, bed.ControllerSSHD)).To(Succeed())
+				}
+			})
+			// While sshd is down, a dial fails within its deadline, saying why.
+			short, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = t.DialContext(short, "tcp", "10.0.3.10:8080")
+			cancel()
+			// Either the loss was already noticed, or the dial meets it.
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(Or(ContainSubstring("waiting for the SSH connection"), ContainSubstring(tunnel.ErrConnectionLost.Error())))
+
+			Expect(bed.StartSSHD(ctx, bed.ControllerSSHD)).To(Succeed())
+			t.Transport().CloseIdleConnections()
+			Eventually(func() (string, error) { return get(c, url(testbed.PrivateHost, "/")) }).
+				WithTimeout(15*time.Second).WithPolling(100*time.Millisecond).
+				Should(HavePrefix("hello from 10.0.3.10:8080"), "GET through the tunnel after sshd came back")
+		})
+
+		It("detects a silent peer by keepalive and fails the dial in flight", func(ctx SpecContext) {
+			t := open(ctx, fast)
+			_, err := t.DialContext(ctx, "tcp", "10.0.3.10:8080")
+			Expect(err).NotTo(HaveOccurred())
+
+			Expect(bed.ControllerSSHD.Signal(syscall.SIGSTOP)).To(Succeed())
+			DeferCleanup(func() { Expect(bed.ControllerSSHD.Signal(syscall.SIGCONT)).To(Succeed()) })
+			dialed := make(chan error, 1)
+			go func() {
+				conn, err := t.DialContext(context.WithoutCancel(ctx), "tcp", "10.0.3.10:8080")
+				if conn != nil {
+					conn.Close()
+				}
+				dialed <- err
+			}()
+			// Dead within three keepalive intervals (0.9 s); the bound leaves room for a loaded machine.
+			Eventually(dialed).WithTimeout(5*time.Second).Should(Receive(MatchError(tunnel.ErrConnectionLost)), "the dial in flight to fail when the frozen sshd missed its keepalives")
+
+			Expect(bed.ControllerSSHD.Signal(syscall.SIGCONT)).To(Succeed())
+			Eventually(func() (string, error) { return get(t.HTTPClient(), url(testbed.PrivateHost, "/")) }).
+				WithTimeout(15*time.Second).WithPolling(100*time.Millisecond).
+				Should(HavePrefix("hello from 10.0.3.10:8080"), "GET through the tunnel after sshd resumed")
+		})
+
+		It("closes safely while dials are in flight", func(ctx SpecContext) {
+			t := open(ctx, fast)
+			Expect(bed.ControllerSSHD.Signal(syscall.SIGSTOP)).To(Succeed())
+			DeferCleanup(func() { Expect(bed.ControllerSSHD.Signal(syscall.SIGCONT)).To(Succeed()) })
+			const n = 20
+			dialed := make(chan error, n)
+			for range n {
+				go func() {
+					conn, err := t.DialContext(context.WithoutCancel(ctx), "tcp", "10.0.3.10:8080")
+					if conn != nil {
+						conn.Close()
+					}
+					dialed <- err
+				}()
+			}
+			Expect(t.Close()).To(Succeed())
+			for range n {
+				var err error
+				Eventually(dialed).WithTimeout(5*time.Second).Should(Receive(&err), "every dial in flight to return after Close")
+				Expect(errors.Is(err, tunnel.ErrClosed) || errors.Is(err, tunnel.ErrConnectionLost)).To(BeTrue(), "dial error %v is ErrClosed or ErrConnectionLost", err)
+			}
+			_, err := t.DialContext(ctx, "tcp", "10.0.3.10:8080")
+			Expect(err).To(MatchError(tunnel.ErrClosed))
+		})
+	})
+})
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func newKey() ssh.PublicKey {
+	GinkgoHelper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	k, err := ssh.NewPublicKey(pub)
+	Expect(err).NotTo(HaveOccurred())
+	return k
+}
