@@ -36,7 +36,7 @@ func NewHostKey() (HostKey, error) {
 }
 
 // ParseHostKey reads an unencrypted ed25519 private key in OpenSSH PEM format
-// ("-----BEGIN OPENSSH PRIVATE KEY-----"), as ssh-keygen -t ed25519 -N ''
+// ("-----BEGIN OPENSSH PRIVATE KEY-----"), as ssh-keygen -t ed25519 -N ""
 // writes it and PrivateKeyPEM returns it. The error never holds key material.
 func ParseHostKey(pemBytes []byte) (HostKey, error) {
 	raw, err := ssh.ParseRawPrivateKey(pemBytes)

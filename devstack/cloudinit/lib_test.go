@@ -1,0 +1,54 @@
+package cloudinit_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stackgate/stackgate/devstack/cloudinit"
+)
+
+// The scripts' one waiting primitive is run for real with bash, from the
+// rendered document, so the bound the nodes rely on is tested.
+var _ = Describe("wait_for in the rendered lib.sh", func() {
+	var lib string
+
+	BeforeEach(func() {
+		u := parseUserData(render(fixtureInput(cloudinit.Worker)))
+		lib = filepath.Join(GinkgoT().TempDir(), "lib.sh")
+		Expect(os.WriteFile(lib, []byte(u.file("/var/lib/stackgate/lib.sh")), 0o644)).To(Succeed())
+	})
+
+	run := func(script string) (string, int) {
+		cmd := exec.Command("bash", "-c", "set -o errexit -o nounset -o pipefail; source \"$0\"; "+script, lib)
+		cmd.Dir = GinkgoT().TempDir()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			Fail("running bash: " + err.Error())
+		}
+		return out.String(), cmd.ProcessState.ExitCode()
+	}
+
+	It("gives up after its limit, saying what it waited for and what it saw last", func() {
+		out, code := run(`probe() { echo x >> attempts; echo "attempt $(wc -l < attempts): still down"; return 1; }; wait_for 2 "the impossible" probe`)
+		Expect(code).To(Equal(1))
+		Expect(out).To(ContainSubstring("gave up after 2s waiting for the impossible; the last attempt said:"))
+		Expect(out).To(MatchRegexp(`attempt [2-9]: still down`))
+		Expect(strings.Count(out, "still down")).To(Equal(1), "only the last attempt's output is shown")
+	})
+
+	It("returns as soon as the command succeeds", func() {
+		out, code := run(`probe() { [ -e ready ] || { touch ready; return 1; }; }; wait_for 60 "the flag file" probe`)
+		Expect(code).To(Equal(0))
+		Expect(out).To(MatchRegexp(`done after [0-9]+s: the flag file`))
+	})
+})
