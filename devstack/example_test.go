@@ -1,0 +1,41 @@
+package devstack_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+// An environment the user already runs: attach, wait for the worker's zone,
+// print the template variables (secrets masked) and collect the logs.
+func ExampleUp() {
+	ctx := context.Background()
+	clouds, _ := os.ReadFile("clouds.yaml")
+	key, _ := os.ReadFile("id_ed25519")
+	host := &devstack.Existing{
+		CloudsYAML: clouds,
+		Address:    "203.0.113.5:22",
+		User:       "stack",
+		PrivateKey: key,
+		HostKey:    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample",
+	}
+	env, err := devstack.Up(ctx, devstack.DefaultConfig(), host)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer env.Close()
+	if err := env.WaitForSecondAZ(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	vars, err := env.Variables(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	fmt.Print(vars)
+	_, _ = env.CollectLogs(ctx, "_artifacts/devstack")
+}
