@@ -22,3 +22,7 @@ bench: bench-tunnel
 ## bench-tunnel: direct, OpenSSH -L, sshuttle and stackgate's tunnel on one topology.
 bench-tunnel:
 	@echo "bench-tunnel: not yet written"; exit 1
+
+## bench-devstack: second-AZ detection latency and a full log collection on the local environment.
+bench-devstack:
+	$(GO) test -run '^$$' -bench 'SecondAZDetection|CollectLogs' -benchtime 5x -timeout 40m ./devstack/
