@@ -262,6 +262,7 @@ var (
 	serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	varName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	branchName  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
+	gitURL      = regexp.MustCompile(`^https?://[A-Za-z0-9._~:/@%+-]+$`)
 	// bareValue is what a localrc value may hold without quotes.
 	bareValue = regexp.MustCompile(`^[A-Za-z0-9_./:,+@%=-]*$`)
 )
@@ -284,7 +285,7 @@ func (lc *LocalConf) Validate() error {
 	if !branchName.MatchString(lc.Branch) {
 		fail("LocalConf.Branch %q is not a branch name; use %q or \"master\"", lc.Branch, DefaultBranch)
 	}
-	if !strings.HasPrefix(lc.GitBase, "https://") && !strings.HasPrefix(lc.GitBase, "http://") || strings.ContainsAny(lc.GitBase, " \t\n'\"") {
+	if !gitURL.MatchString(lc.GitBase) {
 		fail("LocalConf.GitBase %q is not an http(s) URL; use %q", lc.GitBase, DefaultGitBase)
 	}
 	if !lc.HostIP.Is4() {
@@ -340,8 +341,8 @@ func (lc *LocalConf) Validate() error {
 			fail("LocalConf.Plugins: %q is enabled twice; list each plugin once (Octavia adds its own)", p.Name)
 		}
 		seen[p.Name] = true
-		if strings.ContainsAny(p.Repo+p.Branch, " \t\n'\"") {
-			fail("LocalConf.Plugins: %q has a repository or branch with spaces or quotes; use a plain URL and branch name", p.Name)
+		if p.Repo != "" && !gitURL.MatchString(p.Repo) || p.Branch != "" && !branchName.MatchString(p.Branch) {
+			fail("LocalConf.Plugins: %q needs an http(s) URL without spaces, quotes or shell characters and a plain branch name", p.Name)
 		}
 	}
 	for _, d := range lc.OVN.MechanismDrivers {
@@ -373,17 +374,25 @@ func (lc *LocalConf) Validate() error {
 			fail("LocalConf.Vars: %s holds a line break; localrc values are single lines", name)
 		}
 	}
-	for file, sections := range lc.PostConfig {
+	pc := lc.postConfig()
+	for _, file := range sortedKeys(pc) {
+		sections := pc[file]
 		if file == "" || strings.ContainsAny(file, "[]|\n ") {
 			fail("LocalConf.PostConfig: %q is not a file DevStack knows; use NovaConf, CinderConf, NeutronConf or an absolute path", file)
 		}
-		for section, opts := range sections {
+		for _, section := range sortedKeys(sections) {
+			opts := sections[section]
 			if section == "" || strings.ContainsAny(section, "[]\n") {
 				fail("LocalConf.PostConfig[%q]: %q is not an INI section name", file, section)
 			}
-			for k, v := range opts {
-				if k == "" || strings.ContainsAny(k, "=[]\n") || strings.ContainsAny(v, "\n\r") {
+			for _, k := range sortedKeys(opts) {
+				v := opts[k]
+				switch {
+				case k == "" || strings.ContainsAny(k, "=[]\n") || strings.ContainsAny(v, "\n\r"):
 					fail("LocalConf.PostConfig[%q][%q]: option %q must be a single-line key = value", file, section, k)
+				case strings.ContainsAny(v, "`\"\\") || strings.Contains(v, "$("):
+					// DevStack evaluates post-config values in the shell ($VAR references work).
+					fail("LocalConf.PostConfig[%q][%q]: the value of %q holds a double quote, backslash, backtick or $( that DevStack's shell would run; remove it", file, section, k)
 				}
 			}
 		}

@@ -206,6 +206,13 @@ var _ = Describe("LocalConf", func() {
 			Entry("a variable a typed field owns", controllerLocalConf, func(lc *cloudinit.LocalConf) { lc.Vars = map[string]string{"ADMIN_PASSWORD": badPassword} }, "ADMIN_PASSWORD", "typed field"),
 			Entry("a variable with a line break", controllerLocalConf, func(lc *cloudinit.LocalConf) { lc.Vars = map[string]string{"X": "a\nb"} }, "LocalConf.Vars", "line break"),
 			Entry("a post-config value with a line break", controllerLocalConf, func(lc *cloudinit.LocalConf) { lc.Set(cloudinit.NovaConf, "DEFAULT", "k", "a\n[[local|localrc]]") }, "LocalConf.PostConfig", "single-line"),
+			Entry("a post-config value the shell would run", controllerLocalConf, func(lc *cloudinit.LocalConf) { lc.Set(cloudinit.NovaConf, "DEFAULT", "k", "$(reboot)") }, "LocalConf.PostConfig", "shell"),
+			Entry("a zone with a double quote", func() *cloudinit.LocalConf {
+				lc, err := cloudinit.NewWorkerLocalConf(devstack.Config{FailureDomainAlt: `zone"b`}, fixturePasswords)
+				Expect(err).NotTo(HaveOccurred())
+				return lc
+			}, func(*cloudinit.LocalConf) {}, "storage_availability_zone", "double quote"),
+			Entry("a plugin repository with shell characters", controllerLocalConf, func(lc *cloudinit.LocalConf) { lc.Plugins = []cloudinit.Plugin{{Name: "x", Repo: "https://a/$(id)"}} }, "LocalConf.Plugins", "http(s) URL"),
 			Entry("a post-config section with brackets", controllerLocalConf, func(lc *cloudinit.LocalConf) { lc.Set(cloudinit.NovaConf, "a]b", "k", "v") }, "LocalConf.PostConfig", "section"),
 		)
 
