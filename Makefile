@@ -21,7 +21,25 @@ bench: bench-tunnel
 
 ## bench-tunnel: direct, OpenSSH -L, sshuttle and stackgate's tunnel on one topology.
 bench-tunnel:
-	@echo "bench-tunnel: not yet written"; exit 1
+	$(GO) run ./tunnel/internal/bench $(BENCH_TUNNEL_ARGS)
+
+.PHONY: local-up local-down local-status bench-local
+
+## local-up: bring the local DevStack (namespaces controller/worker) up, or reuse it.
+local-up:
+	$(GO) run ./cmd/stackgate-local up
+
+## local-down: stop and remove the local DevStack.
+local-down:
+	$(GO) run ./cmd/stackgate-local down
+
+## local-status: processes and health of the local DevStack.
+local-status:
+	$(GO) run ./cmd/stackgate-local status
+
+## bench-local: cold start, reuse, worker join and memory, on a separate instance "bench".
+bench-local:
+	$(GO) run ./cmd/stackgate-local bench
 
 ## bench-devstack: second-AZ detection latency and a full log collection on the local environment.
 bench-devstack:
