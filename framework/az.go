@@ -1,0 +1,158 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+// IntervalTimeout returns the timeout of Gomega-style intervals as the e2e
+// configuration gives them ([timeout, polling]: "20m", a time.Duration, or
+// a number of seconds). No intervals is an error.
+func IntervalTimeout(intervals ...interface{}) (time.Duration, error) {
+	if len(intervals) == 0 {
+		return 0, fmt.Errorf("no intervals given: pass e2eConfig.GetIntervals(spec, \"wait-...\") and define the key in the e2e configuration")
+	}
+	return duration(intervals[0])
+}
+
+// IntervalPolling returns the polling interval of Gomega-style intervals,
+// or def when none is given.
+func IntervalPolling(def time.Duration, intervals ...interface{}) (time.Duration, error) {
+	if len(intervals) < 2 {
+		return def, nil
+	}
+	return duration(intervals[1])
+}
+
+func duration(v interface{}) (time.Duration, error) {
+	switch x := v.(type) {
+	case time.Duration:
+		return x, nil
+	case string:
+		if d, err := time.ParseDuration(x); err == nil {
+			return d, nil
+		}
+		if f, err := strconv.ParseFloat(x, 64); err == nil {
+			return time.Duration(f * float64(time.Second)), nil
+		}
+		return 0, fmt.Errorf("interval %q is not a duration such as \"10m\" or \"30s\"", x)
+	case int:
+		return time.Duration(x) * time.Second, nil
+	case int64:
+		return time.Duration(x) * time.Second, nil
+	case float64:
+		return time.Duration(x * float64(time.Second)), nil
+	default:
+		return 0, fmt.Errorf("interval %v of type %T is not a duration; use a string such as \"10m\"", v, v)
+	}
+}
+
+// WaitForSecondAZInput is the input of WaitForSecondAZ.
+type WaitForSecondAZInput struct {
+	// DevStack is the environment whose worker is joining. Required.
+	DevStack *DevStack
+	// AvailabilityZone is the zone to wait for (default the environment's
+	// FailureDomainAlt, OPENSTACK_FAILURE_DOMAIN_ALT).
+	AvailabilityZone string
+}
+
+// WaitForSecondAZ waits until the worker's availability zone has an up
+// nova-compute and an up cinder-volume, within intervals (use
+// e2eConfig.GetIntervals(spec, "wait-alt-az")). The spec fails with what was
+// seen last when it does not. It returns how long it waited and records it
+// in the spec's report.
+func WaitForSecondAZ(ctx context.Context, input WaitForSecondAZInput, intervals ...interface{}) time.Duration {
+	gomega.Expect(input.DevStack).NotTo(gomega.BeNil(), "Invalid argument. input.DevStack can't be nil when calling WaitForSecondAZ")
+	az := input.AvailabilityZone
+	if az == "" {
+		az = input.DevStack.Config().FailureDomainAlt
+	}
+	timeout, err := IntervalTimeout(intervals...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for WaitForSecondAZ")
+	start := time.Now()
+	err = devstack.ForAvailabilityZone(az).WithTimeout(timeout).WaitUntilReady(ctx, input.DevStack.Environment)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Availability zone %q of DevStack %q did not become usable", az, input.DevStack.Config().Name)
+	waited := time.Since(start)
+	ginkgo.AddReportEntry("second AZ ready", fmt.Sprintf("%s usable after waiting %s (%s after setup started)", az,
+		waited.Round(time.Millisecond), time.Since(input.DevStack.SetupStarted).Round(time.Millisecond)))
+	return waited
+}
+
+// AZUsableWithin is how long AZUsable looks before it answers "not usable".
+const AZUsableWithin = 5 * time.Second
+
+// AZUsable reports whether az is usable now (a nova host with an up
+// nova-compute and an up cinder-volume, seen within AZUsableWithin), and
+// what was seen. It lets specs that need only the first zone record that
+// they ran before the second one was ready.
+func AZUsable(ctx context.Context, d *DevStack, az string) (bool, string) {
+	err := devstack.ForAvailabilityZone(az).WithTimeout(AZUsableWithin).WaitUntilReady(ctx, d.Environment)
+	if err == nil {
+		return true, az + " usable"
+	}
+	return false, err.Error()
+}
+
+// ExpectServersInAZInput is the input of ExpectServersInAZ.
+type ExpectServersInAZInput struct {
+	// Clients are the clients of a cloud that can see the servers. Required.
+	Clients *devstack.Clients
+	// ServerIDs are the servers to check. Required.
+	ServerIDs []string
+	// AvailabilityZone is where every server must be. Required.
+	AvailabilityZone string
+}
+
+// ExpectServersInAZ fails the spec unless every server is in the
+// availability zone, naming each one that is not.
+func ExpectServersInAZ(ctx context.Context, input ExpectServersInAZInput) {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling ExpectServersInAZ")
+	gomega.Expect(input.ServerIDs).NotTo(gomega.BeEmpty(), "Invalid argument. input.ServerIDs can't be empty when calling ExpectServersInAZ")
+	gomega.Expect(input.AvailabilityZone).NotTo(gomega.BeEmpty(), "Invalid argument. input.AvailabilityZone can't be empty when calling ExpectServersInAZ")
+	var wrong []string
+	for _, id := range input.ServerIDs {
+		s, err := servers.Get(ctx, input.Clients.Compute, id).Extract()
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't get server %s", id)
+		if s.AvailabilityZone != input.AvailabilityZone {
+			wrong = append(wrong, fmt.Sprintf("server %q (%s) is in %q", s.Name, s.ID, s.AvailabilityZone))
+		}
+	}
+	gomega.Expect(wrong).To(gomega.BeEmpty(), "Servers outside availability zone %q: %s", input.AvailabilityZone, strings.Join(wrong, "; "))
+}
+
+// ExpectVolumesInAZInput is the input of ExpectVolumesInAZ.
+type ExpectVolumesInAZInput struct {
+	// Clients are the clients of a cloud that can see the volumes. Required.
+	Clients *devstack.Clients
+	// VolumeIDs are the volumes to check. Required.
+	VolumeIDs []string
+	// AvailabilityZone is where every volume must be. Required.
+	AvailabilityZone string
+}
+
+// ExpectVolumesInAZ fails the spec unless every volume is in the
+// availability zone, naming each one that is not.
+func ExpectVolumesInAZ(ctx context.Context, input ExpectVolumesInAZInput) {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling ExpectVolumesInAZ")
+	gomega.Expect(input.VolumeIDs).NotTo(gomega.BeEmpty(), "Invalid argument. input.VolumeIDs can't be empty when calling ExpectVolumesInAZ")
+	gomega.Expect(input.AvailabilityZone).NotTo(gomega.BeEmpty(), "Invalid argument. input.AvailabilityZone can't be empty when calling ExpectVolumesInAZ")
+	var wrong []string
+	for _, id := range input.VolumeIDs {
+		v, err := volumes.Get(ctx, input.Clients.BlockStorage, id).Extract()
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't get volume %s", id)
+		if v.AvailabilityZone != input.AvailabilityZone {
+			wrong = append(wrong, fmt.Sprintf("volume %q (%s) is in %q", v.Name, v.ID, v.AvailabilityZone))
+		}
+	}
+	gomega.Expect(wrong).To(gomega.BeEmpty(), "Volumes outside availability zone %q: %s", input.AvailabilityZone, strings.Join(wrong, "; "))
+}

@@ -1,0 +1,213 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stackgate/stackgate/tunnel"
+)
+
+// OpenStackClusterGVK is the kind BastionDialer reads the bastion's address
+// from when given a cluster name (CAPO's v1beta1 API).
+var OpenStackClusterGVK = schema.GroupVersionKind{Group: "infrastructure.cluster.x-k8s.io", Version: "v1beta1", Kind: "OpenStackCluster"}
+
+// DefaultBastionTimeout bounds BastionDialer when its input sets no Timeout.
+const DefaultBastionTimeout = 5 * time.Minute
+
+// BastionDialerInput is the input of BastionDialer. The bastion's address
+// comes from Address, else from OpenStackCluster, else from the
+// OpenStackCluster called ClusterName in Namespace read through Reader.
+type BastionDialerInput struct {
+	// Tunnel carries the connection to the bastion's floating IP (the
+	// floating range is one of its routes). Required.
+	Tunnel *tunnel.Tunnel
+	// Address is the bastion's address, host or host:port (port 22 by default).
+	Address string
+	// OpenStackCluster is a CAPO OpenStackCluster (any API version);
+	// its status.bastion.floatingIP is the address.
+	OpenStackCluster *unstructured.Unstructured
+	// Reader reads the OpenStackCluster called ClusterName in Namespace
+	// (a controller-runtime client of the management cluster).
+	Reader client.Reader
+	// Namespace and ClusterName name the OpenStackCluster to read.
+	Namespace, ClusterName string
+	// User is the SSH login on the bastion (CAPO's images: "cirros" or "ubuntu"). Required.
+	User string
+	// Signer authenticates the user (the key pair named by
+	// OPENSTACK_SSH_KEY_NAME). Required.
+	Signer ssh.Signer
+	// HostKeyCallback checks the bastion's host key, e.g.
+	// tunnel.PinnedHostKey(key). Bastions booted from public images have
+	// keys nobody knows in advance; only then pass ssh.InsecureIgnoreHostKey().
+	// Required.
+	HostKeyCallback ssh.HostKeyCallback
+	// Timeout bounds the attempts (the bastion's sshd may still be starting);
+	// default DefaultBastionTimeout. Use the e2e configuration's
+	// "wait-bastion-ssh" interval.
+	Timeout time.Duration
+}
+
+// Bastion is an SSH connection to a cluster's bastion, through the tunnel.
+type Bastion struct {
+	// Client is the SSH client; it runs commands on the bastion and dials
+	// addresses as seen from it.
+	Client *tunnel.Client
+	// Address is the bastion's host:port.
+	Address string
+	signer  ssh.Signer
+	hostKey ssh.HostKeyCallback
+}
+
+// BastionDialer connects to a cluster's bastion through the tunnel,
+// retrying with backoff until it answers or the timeout passes; the error
+// then says what it tried and the last failure. It returns errors instead
+// of failing the spec, so log collectors can use it too.
+func BastionDialer(ctx context.Context, input BastionDialerInput) (*Bastion, error) {
+	if input.Tunnel == nil {
+		return nil, errors.New("bastion dialer: Tunnel is nil: pass DevStack.Tunnel")
+	}
+	if input.User == "" {
+		return nil, errors.New("bastion dialer: User is empty: set the bastion image's login, e.g. \"cirros\"")
+	}
+	if input.Signer == nil {
+		return nil, errors.New("bastion dialer: Signer is nil: pass the private key of the cluster's SSH key pair (ssh.ParsePrivateKey)")
+	}
+	if input.HostKeyCallback == nil {
+		return nil, errors.New("bastion dialer: HostKeyCallback is nil: pin the key with tunnel.PinnedHostKey, or pass ssh.InsecureIgnoreHostKey() explicitly")
+	}
+	addr, err := bastionAddress(ctx, input)
+	if err != nil {
+		return nil, err
+	}
+	timeout := input.Timeout
+	if timeout <= 0 {
+		timeout = DefaultBastionTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cfg := &ssh.ClientConfig{
+		User: input.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(input.Signer)},
+		HostKeyCallback: input.HostKeyCallback, Timeout: 30 * time.Second,
+	}
+	start := time.Now()
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		c, err := input.Tunnel.Jump(ctx, addr, cfg)
+		if err == nil {
+			return &Bastion{Client: c, Address: addr, signer: input.Signer, hostKey: input.HostKeyCallback}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bastion dialer: no SSH connection to %s@%s after %d attempts in %s: last error: %w",
+				input.User, addr, attempt, time.Since(start).Round(time.Millisecond), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func bastionAddress(ctx context.Context, input BastionDialerInput) (string, error) {
+	host := input.Address
+	if host == "" {
+		obj := input.OpenStackCluster
+		if obj == nil {
+			if input.Reader == nil || input.ClusterName == "" {
+				return "", errors.New("bastion dialer: no address: set Address, OpenStackCluster, or Reader with Namespace and ClusterName")
+			}
+			obj = &unstructured.Unstructured{}
+			obj.SetGroupVersionKind(OpenStackClusterGVK)
+			if err := input.Reader.Get(ctx, client.ObjectKey{Namespace: input.Namespace, Name: input.ClusterName}, obj); err != nil {
+				return "", fmt.Errorf("bastion dialer: reading OpenStackCluster %s/%s: %w", input.Namespace, input.ClusterName, err)
+			}
+		}
+		fip, found, err := unstructured.NestedString(obj.Object, "status", "bastion", "floatingIP")
+		if err != nil {
+			return "", fmt.Errorf("bastion dialer: OpenStackCluster %s/%s: status.bastion.floatingIP: %w", obj.GetNamespace(), obj.GetName(), err)
+		}
+		if !found || fip == "" {
+			return "", fmt.Errorf("bastion dialer: OpenStackCluster %s/%s has no status.bastion.floatingIP yet: enable the bastion (spec.bastion.enabled) and wait for it", obj.GetNamespace(), obj.GetName())
+		}
+		host = fip
+	}
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host, nil
+	}
+	if net.ParseIP(host) == nil {
+		return "", fmt.Errorf("bastion dialer: address %q is neither an IP address nor host:port", host)
+	}
+	return net.JoinHostPort(host, "22"), nil
+}
+
+// Run runs a command on the bastion itself.
+func (b *Bastion) Run(ctx context.Context, cmd string) (tunnel.RunResult, error) {
+	return b.Client.Run(ctx, cmd)
+}
+
+// Close closes the connection to the bastion.
+func (b *Bastion) Close() error { return b.Client.Close() }
+
+// RunOnNodeInput is the input of RunOnNode.
+type RunOnNodeInput struct {
+	// Bastion is the connection to jump from. Required.
+	Bastion *Bastion
+	// Address is the node's address as the bastion sees it (its fixed IP),
+	// host or host:port. Required.
+	Address string
+	// User is the login on the node (default: the e2e config's SSH_USER_MACHINE, "ubuntu").
+	User string
+	// Signer authenticates on the node (default: the bastion's signer).
+	Signer ssh.Signer
+	// HostKeyCallback checks the node's key (default: the bastion's callback).
+	HostKeyCallback ssh.HostKeyCallback
+	// Command is the shell command to run. Required.
+	Command string
+}
+
+// RunOnNode connects from the bastion to a node and runs a command there, as
+// a log collector does (journalctl, cloud-init logs, crictl). It returns the
+// output and the exit status; a non-zero status is not an error.
+func RunOnNode(ctx context.Context, input RunOnNodeInput) (tunnel.RunResult, error) {
+	if input.Bastion == nil {
+		return tunnel.RunResult{}, errors.New("run on node: Bastion is nil: connect with BastionDialer first")
+	}
+	if input.Command == "" {
+		return tunnel.RunResult{}, errors.New("run on node: Command is empty")
+	}
+	addr := input.Address
+	if addr == "" {
+		return tunnel.RunResult{}, errors.New("run on node: Address is empty: pass the node's fixed IP")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "22")
+	}
+	user, signer, hk := input.User, input.Signer, input.HostKeyCallback
+	if user == "" {
+		user = "ubuntu"
+	}
+	if signer == nil {
+		signer = input.Bastion.signer
+	}
+	if hk == nil {
+		hk = input.Bastion.hostKey
+	}
+	node, err := input.Bastion.Client.Jump(ctx, addr, &ssh.ClientConfig{
+		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: hk, Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		return tunnel.RunResult{}, fmt.Errorf("run on node %s: %w", addr, err)
+	}
+	defer node.Close()
+	res, err := node.Run(ctx, input.Command)
+	if err != nil {
+		return res, fmt.Errorf("run on node %s: %w", addr, err)
+	}
+	return res, nil
+}

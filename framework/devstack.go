@@ -1,0 +1,303 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+	"sigs.k8s.io/cluster-api/test/framework/clusterctl"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/devstack/local"
+	"github.com/stackgate/stackgate/tunnel"
+)
+
+// Environment variables SetupDevStack and the suites read.
+const (
+	// EnvEnvironmentFile names a file holding an environment serialised by
+	// devstack.Environment.Marshal (a local host writes one to its state
+	// directory as environment.json); SetupDevStack attaches to it instead of
+	// bringing an environment up.
+	EnvEnvironmentFile = "STACKGATE_ENVIRONMENT"
+	// EnvUseExisting set to "true" makes SetupDevStack use the Existing host
+	// described by the STACKGATE_CLOUDS_YAML, STACKGATE_CACERT,
+	// STACKGATE_SSH_ADDRESS, STACKGATE_SSH_USER, STACKGATE_SSH_PRIVATE_KEY
+	// and STACKGATE_SSH_HOST_KEY variables (files, except the address and user;
+	// the host key may also be given as an authorized_keys line).
+	EnvUseExisting = "USE_EXISTING_DEVSTACK"
+	// EnvSkipCleanup set to "true" is the same as -e2e.skip-resource-cleanup.
+	EnvSkipCleanup = "SKIP_RESOURCE_CLEANUP"
+	// EnvArtifacts is Prow's artifacts directory (default "_artifacts").
+	EnvArtifacts = "ARTIFACTS"
+)
+
+// DefaultArtifactFolder is where artifacts go when $ARTIFACTS is not set.
+const DefaultArtifactFolder = "_artifacts"
+
+// SetupDevStackInput is the input of SetupDevStack.
+type SetupDevStackInput struct {
+	// E2EConfig supplies the interval "wait-devstack" that bounds bringing the
+	// environment up (see LoadE2EConfig). Required.
+	E2EConfig *clusterctl.E2EConfig
+	// Config describes the environment. The zero value means the
+	// configuration read from the process environment (devstack.ConfigFromEnv:
+	// CLUSTER_NAME, PRIVATE_NETWORK_CIDR, ...), which defaults to CAPO's.
+	Config devstack.Config
+	// Host brings the environment up. Nil means: attach to the file named by
+	// AttachFile or $STACKGATE_ENVIRONMENT if set, else the Existing host when
+	// $USE_EXISTING_DEVSTACK is "true" (see HostFromEnv), else the local host's
+	// default instance, which reuses a running environment in seconds.
+	Host devstack.Host
+	// AttachFile is a serialised environment to attach to instead of asking a
+	// host (default $STACKGATE_ENVIRONMENT).
+	AttachFile string
+	// Logger receives progress; default: ginkgo.GinkgoLogr.
+	Logger logr.Logger
+}
+
+// setupData is what SetupDevStack hands to every parallel process.
+type setupData struct {
+	Environment  json.RawMessage `json:"environment"`
+	SetupStarted time.Time       `json:"setupStarted"`
+	SetupDone    time.Time       `json:"setupDone"`
+}
+
+// SetupDevStack brings the environment up (or attaches to a running one) and
+// waits until the controller's APIs answer, within the e2e configuration's
+// "wait-devstack" interval. The worker may still be joining when it returns
+// (see WaitForSecondAZ). Call it in the first function of
+// SynchronizedBeforeSuite and return its result: it holds credentials and
+// must not be logged.
+func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
+	gomega.Expect(input.E2EConfig).NotTo(gomega.BeNil(), "Invalid argument. input.E2EConfig can't be nil when calling SetupDevStack; load it with LoadE2EConfig")
+	started := time.Now()
+	log := input.Logger
+	if log.GetSink() == nil {
+		log = ginkgo.GinkgoLogr
+	}
+	cfg := input.Config
+	if cfg == (devstack.Config{}) {
+		var err error
+		cfg, err = devstack.ConfigFromEnv(nil)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid DevStack configuration in the process environment")
+	}
+	timeout, err := IntervalTimeout(input.E2EConfig.GetIntervals("default", "wait-devstack")...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid interval default/wait-devstack in the e2e configuration")
+
+	opts := []devstack.Option{devstack.WithLogger(log)}
+	host := input.Host
+	attach := input.AttachFile
+	if attach == "" {
+		attach = os.Getenv(EnvEnvironmentFile)
+	}
+	if host == nil && attach != "" {
+		b, err := os.ReadFile(attach)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't read the environment to attach to (%s=%s)", EnvEnvironmentFile, attach)
+		opts = append(opts, devstack.WithAttach(b))
+		if cfg == devstack.DefaultConfig() {
+			// Attach to whatever configuration the file describes.
+			env, err := devstack.UnmarshalEnvironment(b)
+			gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't read the environment in %s", attach)
+			cfg = env.Config
+		}
+	} else if host == nil {
+		host, err = HostFromEnv(log)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't choose a DevStack host from the process environment")
+	}
+
+	upCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hostName := "attached"
+	if host != nil {
+		hostName = host.Name()
+	}
+	log.Info("setting up DevStack", "host", hostName, "name", cfg.Name)
+	env, err := devstack.Up(upCtx, cfg, host, opts...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "DevStack %q on host %s did not come up within %s", cfg.Name, hostName, timeout)
+	defer env.Close()
+	raw, err := env.Marshal()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	out, err := json.Marshal(setupData{Environment: raw, SetupStarted: started, SetupDone: time.Now()})
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	log.Info("DevStack ready", "host", env.Host, "after", time.Since(started).Round(time.Millisecond).String())
+	return out
+}
+
+// HostFromEnv returns the Existing host described by the STACKGATE_*
+// variables when $USE_EXISTING_DEVSTACK is "true" (see EnvUseExisting), and
+// otherwise the local host's default instance.
+func HostFromEnv(log logr.Logger) (devstack.Host, error) {
+	if os.Getenv(EnvUseExisting) != "true" {
+		return local.New(local.WithLogger(log)), nil
+	}
+	var missing []string
+	for _, v := range []string{"STACKGATE_CLOUDS_YAML", "STACKGATE_SSH_ADDRESS", "STACKGATE_SSH_USER", "STACKGATE_SSH_PRIVATE_KEY", "STACKGATE_SSH_HOST_KEY"} {
+		if os.Getenv(v) == "" {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s=true but %v are not set: set them to the clouds.yaml file, the controller's host:port, the SSH user, the private key file and the host key (file or authorized_keys line)", EnvUseExisting, missing)
+	}
+	return devstack.ExistingFromFiles(os.Getenv("STACKGATE_CLOUDS_YAML"), os.Getenv("STACKGATE_CACERT"),
+		os.Getenv("STACKGATE_SSH_ADDRESS"), os.Getenv("STACKGATE_SSH_USER"),
+		os.Getenv("STACKGATE_SSH_PRIVATE_KEY"), os.Getenv("STACKGATE_SSH_HOST_KEY"))
+}
+
+// DevStack is one process's view of the shared environment: its own tunnel
+// and clients, and the template variables.
+type DevStack struct {
+	// Environment is the running environment. Its serialised form and its
+	// clouds.yaml hold credentials; never log them.
+	Environment *devstack.Environment
+	// Tunnel is this process's own tunnel to the controller (bastion jumps,
+	// proxies for other processes).
+	Tunnel *tunnel.Tunnel
+	// Variables are the template variables; UseDevStack also sets them in
+	// the process environment for clusterctl. String masks secrets.
+	Variables devstack.Variables
+	// SetupStarted and SetupDone are when SetupDevStack started and returned.
+	SetupStarted, SetupDone time.Time
+}
+
+// Config returns the environment's configuration.
+func (d *DevStack) Config() devstack.Config { return d.Environment.Config.WithDefaults() }
+
+// Clients returns the service clients of the demo cloud (Config().Cloud).
+func (d *DevStack) Clients(ctx context.Context) *devstack.Clients {
+	return d.cloudClients(ctx, d.Config().Cloud)
+}
+
+// AdminClients returns the service clients of the admin cloud (Config().CloudAdmin).
+func (d *DevStack) AdminClients(ctx context.Context) *devstack.Clients {
+	return d.cloudClients(ctx, d.Config().CloudAdmin)
+}
+
+func (d *DevStack) cloudClients(ctx context.Context, cloud string) *devstack.Clients {
+	c, err := d.Environment.Clients(ctx, cloud)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't authenticate as cloud %q of DevStack %q", cloud, d.Config().Name)
+	return c
+}
+
+// Close closes this process's tunnel and clients; the environment keeps
+// running. Calling it again is harmless; Clients reopen what they need.
+func (d *DevStack) Close() error {
+	var errs []error
+	if d.Tunnel != nil {
+		errs = append(errs, d.Tunnel.Close())
+		d.Tunnel = nil
+	}
+	errs = append(errs, d.Environment.Close())
+	return errors.Join(errs...)
+}
+
+// UseDevStack attaches this process to the environment SetupDevStack
+// returned: it opens the process's own tunnel, authenticates both clouds and
+// sets the template variables (OPENSTACK_CLOUD_YAML_B64, failure domains,
+// flavors, external network ID, ...) in the process environment, where
+// clusterctl reads them. Call it in the second function of
+// SynchronizedBeforeSuite, on every process.
+func UseDevStack(data []byte) *DevStack {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var sd setupData
+	gomega.Expect(json.Unmarshal(data, &sd)).To(gomega.Succeed(), "Couldn't read the data SetupDevStack returned; pass it unchanged from SynchronizedBeforeSuite")
+	env, err := devstack.UnmarshalEnvironment(sd.Environment)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't read the environment SetupDevStack returned")
+	env.SetLogger(ginkgo.GinkgoLogr)
+	d := &DevStack{Environment: env, SetupStarted: sd.SetupStarted, SetupDone: sd.SetupDone}
+	d.Tunnel, err = env.Tunnel(ctx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't open a tunnel to DevStack %q's controller at %s", env.Config.Name, env.SSH.Address)
+	d.Variables, err = env.Variables(ctx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't compute the template variables of DevStack %q", env.Config.Name)
+	names := make([]string, 0, len(d.Variables))
+	for k, v := range d.Variables {
+		gomega.Expect(os.Setenv(k, v)).To(gomega.Succeed(), "Couldn't set template variable %s in the process environment", k)
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	ginkgo.GinkgoLogr.Info("template variables set in the process environment", "names", names)
+	return d
+}
+
+// ApplyVariables copies the template variables into conf.Variables, for
+// suites that pass the E2EConfig rather than the process environment to
+// clusterctl.
+func (d *DevStack) ApplyVariables(conf *clusterctl.E2EConfig) {
+	if conf.Variables == nil {
+		conf.Variables = map[string]string{}
+	}
+	for k, v := range d.Variables {
+		conf.Variables[k] = v
+	}
+}
+
+// TearDownDevStackInput is the input of TearDownDevStack.
+type TearDownDevStackInput struct {
+	// DevStack is the environment of this process (from UseDevStack). Required.
+	DevStack *DevStack
+	// ArtifactFolder receives the environment's logs under devstack/
+	// (default ArtifactFolder()).
+	ArtifactFolder string
+	// Host, when Down is set, is asked to delete the environment.
+	Host devstack.Host
+	// Down deletes the environment through Host. Leave it unset for the
+	// local host's shared environment, which later runs reuse until
+	// `make local-down`.
+	Down bool
+	// SkipCleanup keeps the environment even when Down is set
+	// (-e2e.skip-resource-cleanup, $SKIP_RESOURCE_CLEANUP).
+	SkipCleanup bool
+}
+
+// TearDownDevStack collects the environment's logs, configuration (secrets
+// redacted) and resource dumps into the artifact folder, closes this
+// process's tunnel and, when asked and not skipped, deletes the environment.
+// Call it in the second function of SynchronizedAfterSuite; it also runs
+// when the suite is interrupted.
+func TearDownDevStack(ctx context.Context, input TearDownDevStackInput) {
+	gomega.Expect(input.DevStack).NotTo(gomega.BeNil(), "Invalid argument. input.DevStack can't be nil when calling TearDownDevStack")
+	dir := input.ArtifactFolder
+	if dir == "" {
+		dir = ArtifactFolder()
+	}
+	files, err := input.DevStack.Environment.CollectLogs(ctx, filepath.Join(dir, "devstack"))
+	ginkgo.GinkgoLogr.Info("collected DevStack logs", "files", files)
+	// A log that could not be collected must not hide the suite's result.
+	if err != nil {
+		fmt.Fprintf(ginkgo.GinkgoWriter, "warning: some DevStack logs could not be collected: %v\n", err)
+	}
+	closeErr := input.DevStack.Close()
+	if closeErr != nil {
+		fmt.Fprintf(ginkgo.GinkgoWriter, "warning: closing the tunnel: %v\n", closeErr)
+	}
+	if !input.Down {
+		return
+	}
+	if input.SkipCleanup {
+		ginkgo.GinkgoLogr.Info("skipping DevStack teardown (skip-resource-cleanup)")
+		return
+	}
+	gomega.Expect(input.Host).NotTo(gomega.BeNil(), "Invalid argument. input.Host can't be nil when input.Down is set")
+	gomega.Expect(input.Host.Down(ctx)).To(gomega.Succeed(), "Couldn't delete DevStack %q on host %s", input.DevStack.Config().Name, input.Host.Name())
+}
+
+// ArtifactFolder returns $ARTIFACTS, or DefaultArtifactFolder when unset.
+func ArtifactFolder() string {
+	if d := os.Getenv(EnvArtifacts); d != "" {
+		return d
+	}
+	return DefaultArtifactFolder
+}
+
+// SkipCleanupFromEnv reports whether $SKIP_RESOURCE_CLEANUP is "true"; use it
+// as the default of a -e2e.skip-resource-cleanup flag.
+func SkipCleanupFromEnv() bool { return os.Getenv(EnvSkipCleanup) == "true" }

@@ -1,0 +1,78 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+// DeferLeakCheckInput is the input of DeferLeakCheck.
+type DeferLeakCheckInput struct {
+	// DevStack is the environment to check. Required.
+	DevStack *DevStack
+	// NamePrefix limits the check to resources whose name starts with it.
+	// Parallel processes share one environment, so each spec names what it
+	// creates with a prefix of its own (see UniqueName) and checks only that.
+	// Empty means every resource, which is right only for serial runs.
+	NamePrefix string
+}
+
+// DeferLeakCheck takes a snapshot of the environment's resources now and
+// registers a DeferCleanup that, after the spec's own cleanups ran, fails the
+// spec listing every resource created since and still present. Deletions
+// still in flight are awaited within intervals (use
+// e2eConfig.GetIntervals(spec, "wait-teardown")). Call it before the spec
+// creates anything, so its check runs after their deletion.
+func DeferLeakCheck(ctx context.Context, input DeferLeakCheckInput, intervals ...interface{}) {
+	gomega.Expect(input.DevStack).NotTo(gomega.BeNil(), "Invalid argument. input.DevStack can't be nil when calling DeferLeakCheck")
+	timeout, err := IntervalTimeout(intervals...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for DeferLeakCheck")
+	polling, err := IntervalPolling(2*time.Second, intervals...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for DeferLeakCheck")
+	env := input.DevStack.Environment
+	before, err := env.Snapshot(ctx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't take a snapshot of DevStack %q's resources for the leak check", input.DevStack.Config().Name)
+	ginkgo.DeferCleanup(func(ctx context.Context) {
+		var leaked []devstack.Resource
+		gomega.Eventually(ctx, func(ctx context.Context) ([]string, error) {
+			now, err := env.Snapshot(ctx)
+			if err != nil {
+				return nil, err
+			}
+			leaked = FilterByPrefix(devstack.Diff(before, now), input.NamePrefix)
+			out := make([]string, len(leaked))
+			for i, r := range leaked {
+				out[i] = r.String()
+			}
+			return out, nil
+		}).WithTimeout(timeout).WithPolling(polling).Should(gomega.BeEmpty(),
+			"Resources left behind by this spec (name prefix %q)", input.NamePrefix)
+	}, ginkgo.NodeTimeout(timeout+time.Minute))
+}
+
+// FilterByPrefix returns the resources whose name starts with prefix (all of
+// them for an empty prefix).
+func FilterByPrefix(rs []devstack.Resource, prefix string) []devstack.Resource {
+	if prefix == "" {
+		return rs
+	}
+	var out []devstack.Resource
+	for _, r := range rs {
+		if strings.HasPrefix(r.Name, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// UniqueName returns a name for a spec's resources: prefix, the parallel
+// process number and a time-based suffix, e.g. "sg-mz-p2-1a2b3c".
+func UniqueName(prefix string) string {
+	return fmt.Sprintf("%s-p%d-%x", prefix, ginkgo.GinkgoParallelProcess(), time.Now().UnixNano()&0xffffff)
+}

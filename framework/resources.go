@@ -1,0 +1,356 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+// DefaultDeleteTimeout bounds the deletions registered with DeferCleanup by
+// the Create helpers unless their input says otherwise.
+const DefaultDeleteTimeout = 5 * time.Minute
+
+func isNotFound(err error) bool { return gophercloud.ResponseCodeIs(err, http.StatusNotFound) }
+
+// deferDelete registers a cleanup that deletes a resource and waits until it
+// is gone, failing the spec with the last state seen otherwise.
+func deferDelete(what string, timeout time.Duration, del func(context.Context) error, get func(context.Context) (string, error)) {
+	if timeout <= 0 {
+		timeout = DefaultDeleteTimeout
+	}
+	ginkgo.DeferCleanup(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := del(ctx); err != nil && !isNotFound(err) {
+			gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't delete %s", what)
+		}
+		last := "not looked yet"
+		gomega.Eventually(ctx, func(ctx context.Context) error {
+			state, err := get(ctx)
+			if isNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				last = "error: " + err.Error()
+			} else {
+				last = state
+			}
+			return fmt.Errorf("%s still exists (%s)", what, last)
+		}).WithTimeout(timeout).WithPolling(time.Second).Should(gomega.Succeed(), "Timed out waiting for %s to be deleted", what)
+	}, ginkgo.NodeTimeout(timeout+30*time.Second))
+}
+
+// CreateServerInput is the input of CreateServer.
+type CreateServerInput struct {
+	// Clients are the clients of the cloud to create the server in. Required.
+	Clients *devstack.Clients
+	// Name is the server's name; prefix it per spec so leak checks can tell
+	// this spec's resources from those of parallel specs. Required.
+	Name string
+	// AvailabilityZone is the zone to boot in (empty: nova's default zone).
+	AvailabilityZone string
+	// Flavor is the flavor's name (default "m1.tiny").
+	Flavor string
+	// Image is the image's name (default "stackgate-tiny", which the local
+	// host seeds; CAPO's clouds have "cirros-0.6.1-x86_64-disk").
+	Image string
+	// Networks are the server's networks or ports. Required: the demo
+	// project has no network of its own (see CreateTenantNetwork).
+	Networks []servers.Network
+	// DeleteTimeout bounds the deletion registered with DeferCleanup
+	// (default DefaultDeleteTimeout).
+	DeleteTimeout time.Duration
+}
+
+// CreateServer boots a server, registers its deletion with DeferCleanup (so
+// it is deleted on failure and interrupt too) and waits until it is ACTIVE
+// within intervals (use e2eConfig.GetIntervals(spec, "wait-server-active")).
+func CreateServer(ctx context.Context, input CreateServerInput, intervals ...interface{}) *servers.Server {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateServer")
+	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateServer")
+	gomega.Expect(input.Networks).NotTo(gomega.BeEmpty(), "Invalid argument. input.Networks can't be empty when calling CreateServer; create one with CreateTenantNetwork")
+	flavor, image := input.Flavor, input.Image
+	if flavor == "" {
+		flavor = "m1.tiny"
+	}
+	if image == "" {
+		image = "stackgate-tiny"
+	}
+	c := input.Clients
+	flavorID := findFlavor(ctx, c, flavor)
+	imageID := findImage(ctx, c, image)
+	s, err := servers.Create(ctx, c.Compute, servers.CreateOpts{
+		Name: input.Name, FlavorRef: flavorID, ImageRef: imageID,
+		AvailabilityZone: input.AvailabilityZone, Networks: input.Networks,
+	}, nil).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create server %q in availability zone %q", input.Name, input.AvailabilityZone)
+	what := fmt.Sprintf("server %q (%s)", input.Name, s.ID)
+	deferDelete(what, input.DeleteTimeout,
+		func(ctx context.Context) error { return servers.Delete(ctx, c.Compute, s.ID).ExtractErr() },
+		func(ctx context.Context) (string, error) {
+			got, err := servers.Get(ctx, c.Compute, s.ID).Extract()
+			if err != nil {
+				return "", err
+			}
+			return "status " + got.Status, nil
+		})
+	var last *servers.Server
+	gomega.Eventually(func(ctx context.Context) (string, error) {
+		got, err := servers.Get(ctx, c.Compute, s.ID).Extract()
+		if err != nil {
+			return "", err
+		}
+		last = got
+		if got.Status == "ERROR" {
+			return got.Status, gomega.StopTrying(fmt.Sprintf("%s went to ERROR: %v", what, got.Fault))
+		}
+		return got.Status, nil
+	}, intervals...).WithContext(ctx).Should(gomega.Equal("ACTIVE"), "Timed out waiting for %s to become ACTIVE", what)
+	return last
+}
+
+func findFlavor(ctx context.Context, c *devstack.Clients, name string) string {
+	pages, err := flavors.ListDetail(c.Compute, flavors.ListOpts{}).AllPages(ctx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't list flavors")
+	all, err := flavors.ExtractFlavors(pages)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't read flavors")
+	var names []string
+	for _, f := range all {
+		if f.Name == name || f.ID == name {
+			return f.ID
+		}
+		names = append(names, f.Name)
+	}
+	ginkgo.Fail(fmt.Sprintf("Flavor %q not found; flavors: %v", name, names))
+	return ""
+}
+
+func findImage(ctx context.Context, c *devstack.Clients, name string) string {
+	pages, err := images.List(c.Image, images.ListOpts{}).AllPages(ctx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't list images")
+	all, err := images.ExtractImages(pages)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't read images")
+	var names []string
+	for _, i := range all {
+		if i.Name == name || i.ID == name {
+			return i.ID
+		}
+		names = append(names, i.Name)
+	}
+	ginkgo.Fail(fmt.Sprintf("Image %q not found; images: %v", name, names))
+	return ""
+}
+
+// CreateVolumeInput is the input of CreateVolume.
+type CreateVolumeInput struct {
+	// Clients are the clients of the cloud to create the volume in. Required.
+	Clients *devstack.Clients
+	// Name is the volume's name, prefixed per spec. Required.
+	Name string
+	// SizeGiB is the volume's size (default 1).
+	SizeGiB int
+	// AvailabilityZone is the cinder zone (empty: cinder's default).
+	AvailabilityZone string
+	// VolumeType is the volume type (empty: the default type).
+	VolumeType string
+	// DeleteTimeout bounds the deletion registered with DeferCleanup.
+	DeleteTimeout time.Duration
+}
+
+// CreateVolume creates a volume, registers its deletion with DeferCleanup
+// and waits until it is available within intervals (use
+// e2eConfig.GetIntervals(spec, "wait-volume-available")).
+func CreateVolume(ctx context.Context, input CreateVolumeInput, intervals ...interface{}) *volumes.Volume {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateVolume")
+	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateVolume")
+	size := input.SizeGiB
+	if size == 0 {
+		size = 1
+	}
+	c := input.Clients
+	v, err := volumes.Create(ctx, c.BlockStorage, volumes.CreateOpts{
+		Name: input.Name, Size: size, AvailabilityZone: input.AvailabilityZone, VolumeType: input.VolumeType,
+	}, nil).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create volume %q in availability zone %q", input.Name, input.AvailabilityZone)
+	what := fmt.Sprintf("volume %q (%s)", input.Name, v.ID)
+	deferDelete(what, input.DeleteTimeout,
+		func(ctx context.Context) error { return volumes.Delete(ctx, c.BlockStorage, v.ID, nil).ExtractErr() },
+		func(ctx context.Context) (string, error) {
+			got, err := volumes.Get(ctx, c.BlockStorage, v.ID).Extract()
+			if err != nil {
+				return "", err
+			}
+			return "status " + got.Status, nil
+		})
+	var last *volumes.Volume
+	gomega.Eventually(func(ctx context.Context) (string, error) {
+		got, err := volumes.Get(ctx, c.BlockStorage, v.ID).Extract()
+		if err != nil {
+			return "", err
+		}
+		last = got
+		if got.Status == "error" {
+			return got.Status, gomega.StopTrying(what + " went to status error")
+		}
+		return got.Status, nil
+	}, intervals...).WithContext(ctx).Should(gomega.Equal("available"), "Timed out waiting for %s to become available", what)
+	return last
+}
+
+// TenantNetwork is a network with one subnet, and a router to the external
+// network when asked for.
+type TenantNetwork struct {
+	// Network is the tenant network.
+	Network *networks.Network
+	// Subnet is its only subnet.
+	Subnet *subnets.Subnet
+	// Router connects the subnet to the external network (nil unless requested).
+	Router *routers.Router
+}
+
+// CreateTenantNetworkInput is the input of CreateTenantNetwork.
+type CreateTenantNetworkInput struct {
+	// Clients are the clients of the cloud to create the network in. Required.
+	Clients *devstack.Clients
+	// Name prefixes the network, subnet and router names. Required.
+	Name string
+	// CIDR is the subnet's range. Required.
+	CIDR string
+	// ExternalNetworkID, when set, adds a router with its gateway on this
+	// network and an interface on the subnet (OPENSTACK_EXTERNAL_NETWORK_ID).
+	ExternalNetworkID string
+}
+
+// CreateTenantNetwork creates a network, a subnet and optionally a router to
+// the external network, registering their deletion with DeferCleanup.
+func CreateTenantNetwork(ctx context.Context, input CreateTenantNetworkInput) *TenantNetwork {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateTenantNetwork")
+	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateTenantNetwork")
+	gomega.Expect(input.CIDR).NotTo(gomega.BeEmpty(), "Invalid argument. input.CIDR can't be empty when calling CreateTenantNetwork")
+	c := input.Clients
+	up := true
+	n, err := networks.Create(ctx, c.Network, networks.CreateOpts{Name: input.Name, AdminStateUp: &up}).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create network %q", input.Name)
+	// Registered first, so it runs after the router and the servers are gone.
+	deferDelete(fmt.Sprintf("network %q (%s)", n.Name, n.ID), 0,
+		func(ctx context.Context) error { return networks.Delete(ctx, c.Network, n.ID).ExtractErr() },
+		func(ctx context.Context) (string, error) {
+			got, err := networks.Get(ctx, c.Network, n.ID).Extract()
+			if err != nil {
+				return "", err
+			}
+			return "status " + got.Status, nil
+		})
+	sn, err := subnets.Create(ctx, c.Network, subnets.CreateOpts{
+		NetworkID: n.ID, Name: input.Name, CIDR: input.CIDR, IPVersion: gophercloud.IPv4,
+	}).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create subnet %q (%s) on network %q", input.Name, input.CIDR, input.Name)
+	tn := &TenantNetwork{Network: n, Subnet: sn}
+	if input.ExternalNetworkID == "" {
+		return tn
+	}
+	r, err := routers.Create(ctx, c.Network, routers.CreateOpts{
+		Name: input.Name, GatewayInfo: &routers.GatewayInfo{NetworkID: input.ExternalNetworkID},
+	}).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create router %q with its gateway on external network %s", input.Name, input.ExternalNetworkID)
+	deferDelete(fmt.Sprintf("router %q (%s)", r.Name, r.ID), 0,
+		func(ctx context.Context) error {
+			_, err := routers.RemoveInterface(ctx, c.Network, r.ID, routers.RemoveInterfaceOpts{SubnetID: sn.ID}).Extract()
+			if err != nil && !isNotFound(err) {
+				return fmt.Errorf("removing the interface on subnet %s: %w", sn.ID, err)
+			}
+			return routers.Delete(ctx, c.Network, r.ID).ExtractErr()
+		},
+		func(ctx context.Context) (string, error) {
+			got, err := routers.Get(ctx, c.Network, r.ID).Extract()
+			if err != nil {
+				return "", err
+			}
+			return "status " + got.Status, nil
+		})
+	_, err = routers.AddInterface(ctx, c.Network, r.ID, routers.AddInterfaceOpts{SubnetID: sn.ID}).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't attach subnet %q to router %q", input.Name, input.Name)
+	tn.Router = r
+	return tn
+}
+
+// CreatePortInput is the input of CreatePort.
+type CreatePortInput struct {
+	// Clients are the clients of the cloud to create the port in. Required.
+	Clients *devstack.Clients
+	// Name is the port's name, prefixed per spec. Required.
+	Name string
+	// NetworkID is the port's network. Required.
+	NetworkID string
+}
+
+// CreatePort creates a port and registers its deletion with DeferCleanup.
+func CreatePort(ctx context.Context, input CreatePortInput) *ports.Port {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreatePort")
+	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreatePort")
+	gomega.Expect(input.NetworkID).NotTo(gomega.BeEmpty(), "Invalid argument. input.NetworkID can't be empty when calling CreatePort")
+	c := input.Clients
+	p, err := ports.Create(ctx, c.Network, ports.CreateOpts{Name: input.Name, NetworkID: input.NetworkID}).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create port %q on network %s", input.Name, input.NetworkID)
+	deferDelete(fmt.Sprintf("port %q (%s)", p.Name, p.ID), 0,
+		func(ctx context.Context) error { return ports.Delete(ctx, c.Network, p.ID).ExtractErr() },
+		func(ctx context.Context) (string, error) {
+			got, err := ports.Get(ctx, c.Network, p.ID).Extract()
+			if err != nil {
+				return "", err
+			}
+			return "status " + got.Status, nil
+		})
+	return p
+}
+
+// CreateFloatingIPInput is the input of CreateFloatingIP.
+type CreateFloatingIPInput struct {
+	// Clients are the clients of the cloud to create the floating IP in. Required.
+	Clients *devstack.Clients
+	// ExternalNetworkID is the network to allocate from. Required.
+	ExternalNetworkID string
+	// PortID is the port to associate the address with (optional).
+	PortID string
+	// Description tags the floating IP for leak checks (they match it by
+	// address, so a per-spec description helps humans only).
+	Description string
+}
+
+// CreateFloatingIP allocates a floating IP, associated with a port when
+// given, and registers its release with DeferCleanup.
+func CreateFloatingIP(ctx context.Context, input CreateFloatingIPInput) *floatingips.FloatingIP {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateFloatingIP")
+	gomega.Expect(input.ExternalNetworkID).NotTo(gomega.BeEmpty(), "Invalid argument. input.ExternalNetworkID can't be empty when calling CreateFloatingIP")
+	c := input.Clients
+	fip, err := floatingips.Create(ctx, c.Network, floatingips.CreateOpts{
+		FloatingNetworkID: input.ExternalNetworkID, PortID: input.PortID, Description: input.Description,
+	}).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't allocate a floating IP on network %s for port %q", input.ExternalNetworkID, input.PortID)
+	deferDelete(fmt.Sprintf("floating IP %s (%s)", fip.FloatingIP, fip.ID), 0,
+		func(ctx context.Context) error { return floatingips.Delete(ctx, c.Network, fip.ID).ExtractErr() },
+		func(ctx context.Context) (string, error) {
+			got, err := floatingips.Get(ctx, c.Network, fip.ID).Extract()
+			if err != nil {
+				return "", err
+			}
+			return "status " + got.Status, nil
+		})
+	return fip
+}

@@ -1,0 +1,11 @@
+// Package suites holds stackgate's own Ginkgo suites, run against a DevStack
+// environment (the local host by default) with `make e2e` or
+// `ginkgo -focus multi-az ./suites/...`:
+//
+//   - smoke: specs that need only the first availability zone; they start
+//     while the worker is still joining.
+//   - multiaz: specs that wait for the second availability zone.
+//
+// Every suite brings the environment up once in SynchronizedBeforeSuite
+// (framework.SetupDevStack) and shares it between parallel processes.
+package suites

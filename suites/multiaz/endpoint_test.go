@@ -1,0 +1,135 @@
+package multiaz_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/internal/netns"
+)
+
+// controllerNamespace is the local host's controller namespace, where the
+// linuxbridge agent of the first zone's compute host runs.
+const controllerNamespace = "controller"
+
+// portEndpointInput describes the real endpoint to give a neutron port.
+type portEndpointInput struct {
+	// Port is the port to bring to life (bound to the controller's compute host).
+	Port *ports.Port
+	// Subnet is the port's subnet; its gateway is the default route.
+	Subnet *subnets.Subnet
+	// NetworkID is the port's network; its bridge is brq + its first 11 characters.
+	NetworkID string
+	// AuthorizedKey may log in as root.
+	AuthorizedKey ssh.PublicKey
+	// HostKey is the endpoint sshd's host key.
+	HostKey ed25519.PrivateKey
+}
+
+// portEndpoint is a network namespace standing in for a server's NIC, with sshd.
+type portEndpoint struct {
+	namespace string
+	fixedIP   string
+}
+
+// startPortEndpoint plugs a network namespace into the port the way a
+// hypervisor would: a veth named tap<first 11 characters of the port ID> in
+// the controller namespace (the linuxbridge agent adds it to the network's
+// bridge and reports the port ACTIVE), the other end with the port's MAC and
+// fixed IP and a default route through the router; OpenSSH's sshd listens
+// there. Everything is removed by DeferCleanup.
+func startPortEndpoint(ctx context.Context, in portEndpointInput) *portEndpoint {
+	Expect(netns.Exists(controllerNamespace)).To(BeTrue(), "The local host's %q namespace is missing", controllerNamespace)
+	Expect(in.Port.FixedIPs).NotTo(BeEmpty(), "Port %s has no fixed IP", in.Port.ID)
+	prefix, err := netip.ParsePrefix(in.Subnet.CIDR)
+	Expect(err).NotTo(HaveOccurred(), "subnet CIDR %q", in.Subnet.CIDR)
+	fixed := in.Port.FixedIPs[0].IPAddress
+
+	topo := netns.New()
+	DeferCleanup(func(ctx context.Context) {
+		Expect(topo.Cleanup(ctx)).To(Succeed(), "Couldn't remove the endpoint of port %s", in.Port.ID)
+	})
+	ns, err := topo.AddNamespace(ctx, netns.UniqueName("sgbas"))
+	Expect(err).NotTo(HaveOccurred())
+	tap := "tap" + in.Port.ID[:11]
+	inner := netns.UniqueName("sgv")
+	Expect(topo.AddVeth(ctx,
+		netns.Link{Name: tap, Namespace: &netns.Namespace{Name: controllerNamespace}},
+		netns.Link{Name: inner, Namespace: ns},
+	)).To(Succeed(), "Couldn't plug %s into the controller namespace", tap)
+	Expect(ns.IP(ctx, "link", "set", inner, "down")).To(Succeed())
+	Expect(ns.IP(ctx, "link", "set", inner, "address", in.Port.MACAddress)).To(Succeed(), "Couldn't give %s the port's MAC %s", inner, in.Port.MACAddress)
+	Expect(ns.IP(ctx, "addr", "add", fmt.Sprintf("%s/%d", fixed, prefix.Bits()), "dev", inner)).To(Succeed())
+	Expect(ns.IP(ctx, "link", "set", inner, "up")).To(Succeed())
+	Expect(ns.IP(ctx, "route", "add", "default", "via", in.Subnet.GatewayIP)).To(Succeed())
+
+	dir := GinkgoT().TempDir()
+	hostKey, err := ssh.MarshalPrivateKey(in.HostKey, "")
+	Expect(err).NotTo(HaveOccurred(), "Couldn't encode the endpoint's host key")
+	Expect(os.WriteFile(filepath.Join(dir, "host_key"), pem.EncodeToMemory(hostKey), 0o600)).To(Succeed())
+	Expect(os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(in.AuthorizedKey), 0o600)).To(Succeed())
+	conf := strings.Join([]string{
+		"ListenAddress " + fixed,
+		"HostKey " + filepath.Join(dir, "host_key"),
+		"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
+		"PidFile none", "UsePAM no", "StrictModes no", "PasswordAuthentication no",
+		"KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
+		"AllowTcpForwarding yes", "LogLevel VERBOSE", "",
+	}, "\n")
+	Expect(os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600)).To(Succeed())
+	Expect(os.MkdirAll("/run/sshd", 0o755)).To(Succeed())
+
+	cmd := ns.Command(context.WithoutCancel(ctx), "/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+	cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
+	Expect(cmd.Start()).To(Succeed(), "Couldn't start sshd in %s", ns.Name)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	DeferCleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return &portEndpoint{namespace: ns.Name, fixedIP: fixed}
+}
+
+func waitForPortStatus(ctx context.Context, c *devstack.Clients, id, want string, intervals ...interface{}) {
+	Eventually(func(ctx context.Context) (string, error) {
+		p, err := ports.Get(ctx, c.Network, id).Extract()
+		if err != nil {
+			return "", err
+		}
+		return p.Status, nil
+	}, intervals...).WithContext(ctx).Should(Equal(want), "Port %s did not become %s", id, want)
+}
+
+func waitForFloatingIPStatus(ctx context.Context, c *devstack.Clients, id, want string, intervals ...interface{}) {
+	Eventually(func(ctx context.Context) (string, error) {
+		f, err := floatingips.Get(ctx, c.Network, id).Extract()
+		if err != nil {
+			return "", err
+		}
+		return f.Status, nil
+	}, intervals...).WithContext(ctx).Should(Equal(want), "Floating IP %s did not become %s", id, want)
+}
+
+// newKey returns a fresh ed25519 key and its signer.
+func newKey() (ed25519.PrivateKey, ssh.Signer) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	s, err := ssh.NewSignerFromKey(priv)
+	Expect(err).NotTo(HaveOccurred())
+	return priv, s
+}

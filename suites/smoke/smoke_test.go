@@ -1,0 +1,74 @@
+package smoke_test
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/framework"
+)
+
+var _ = Describe("smoke", Label("smoke"), func() {
+	var prefix string
+
+	BeforeEach(func(ctx SpecContext) {
+		// Record whether the worker's zone was already usable: these specs
+		// must not wait for it, and the report shows that they did not.
+		alt := ds.Config().FailureDomainAlt
+		usable, seen := framework.AZUsable(ctx, ds, alt)
+		AddReportEntry("second AZ usable at spec start", fmt.Sprintf("%s usable=%t: %s", alt, usable, seen))
+		prefix = framework.UniqueName("sg-smoke")
+		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: ds, NamePrefix: prefix},
+			e2eConfig.GetIntervals("smoke", "wait-teardown")...)
+	})
+
+	It("issues a keystone token whose catalog has the core services", func(ctx SpecContext) {
+		pc, err := ds.Environment.ProviderClient(ctx, ds.Config().Cloud)
+		Expect(err).NotTo(HaveOccurred(), "Couldn't authenticate as cloud %q", ds.Config().Cloud)
+		Expect(pc.Token()).NotTo(BeEmpty(), "Keystone issued no token")
+		r, ok := pc.GetAuthResult().(tokens.CreateResult)
+		Expect(ok).To(BeTrue(), "Keystone v3 token expected, got %T", pc.GetAuthResult())
+		catalog, err := r.ExtractServiceCatalog()
+		Expect(err).NotTo(HaveOccurred())
+		var types []string
+		for _, e := range catalog.Entries {
+			types = append(types, e.Type)
+		}
+		for _, want := range []string{"identity", "compute", "network", "image", "volumev3", "placement"} {
+			Expect(slices.Contains(types, want)).To(BeTrue(), "Service %q missing from the catalog %v", want, types)
+		}
+	})
+
+	It("creates a network with a router to the external network", func(ctx SpecContext) {
+		c := ds.Clients(ctx)
+		ext := ds.Variables[devstack.VarExternalNetworkID]
+		Expect(ext).NotTo(BeEmpty(), "%s is not set", devstack.VarExternalNetworkID)
+		tn := framework.CreateTenantNetwork(ctx, framework.CreateTenantNetworkInput{Clients: c, Name: prefix, CIDR: "10.90.0.0/24", ExternalNetworkID: ext})
+		r, err := routers.Get(ctx, c.Network, tn.Router.ID).Extract()
+		Expect(err).NotTo(HaveOccurred(), "Couldn't get router %q", prefix)
+		Expect(r.GatewayInfo.NetworkID).To(Equal(ext), "Router %q has its gateway on the wrong network", prefix)
+		pages, err := ports.List(c.Network, ports.ListOpts{DeviceID: r.ID, NetworkID: tn.Network.ID}).AllPages(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		ifaces, err := ports.ExtractPorts(pages)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ifaces).To(HaveLen(1), "Router %q should have one interface on network %q", prefix, prefix)
+		Expect(ifaces[0].FixedIPs).To(ContainElement(HaveField("IPAddress", tn.Subnet.GatewayIP)), "The router's interface should hold the subnet's gateway %s", tn.Subnet.GatewayIP)
+	})
+
+	It("boots a server in the first availability zone", func(ctx SpecContext) {
+		c := ds.Clients(ctx)
+		az := ds.Config().FailureDomain
+		tn := framework.CreateTenantNetwork(ctx, framework.CreateTenantNetworkInput{Clients: c, Name: prefix, CIDR: "10.91.0.0/24"})
+		s := framework.CreateServer(ctx, framework.CreateServerInput{
+			Clients: c, Name: prefix, AvailabilityZone: az, Networks: []servers.Network{{UUID: tn.Network.ID}},
+		}, e2eConfig.GetIntervals("smoke", "wait-server-active")...)
+		framework.ExpectServersInAZ(ctx, framework.ExpectServersInAZInput{Clients: c, ServerIDs: []string{s.ID}, AvailabilityZone: az})
+	})
+})
