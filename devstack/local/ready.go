@@ -164,6 +164,9 @@ func (h *Host) healthy(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("keystone at %s answered HTTP %d", url, code)
 	}
+	if err := h.ensureSSHD(ctx); err != nil {
+		return nil, err
+	}
 	// Worker services that died are restarted; the registration is idempotent.
 	if _, err := h.WorkerStarted(); err == nil {
 		for _, s := range h.workerServices(cfg) {

@@ -30,7 +30,7 @@ func (h *Host) infraServices(pw string) []service {
 			"RABBITMQ_CONFIG_FILE=" + rmq + "/rabbitmq",
 			"RABBITMQ_ENABLED_PLUGINS_FILE=" + rmq + "/enabled_plugins",
 			"RABBITMQ_MNESIA_BASE=" + rmq + "/mnesia", "RABBITMQ_LOG_BASE=" + h.path("logs", "rabbitmq"),
-			"RABBITMQ_PID_FILE=" + h.path("run", "rabbitmq-server.pid"),
+			"RABBITMQ_PID_FILE=" + h.path("daemons", "rabbitmq.pid"),
 			"RABBITMQ_DEFAULT_USER=openstack", "RABBITMQ_DEFAULT_PASS=" + pw,
 		}},
 	}
@@ -84,7 +84,7 @@ func (h *Host) scriptEnv(cfg devstack.Config, pw string) []string {
 
 // longRunning lists the services whose processes must stay alive.
 func (h *Host) longRunning(cfg devstack.Config) []string {
-	names := []string{"sshd", "mariadb", "rabbitmq", "keystone"}
+	names := []string{"mariadb", "rabbitmq", "keystone"}
 	for _, s := range h.controllerServices() {
 		names = append(names, s.name)
 	}

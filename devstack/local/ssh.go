@@ -87,3 +87,13 @@ func (h *Host) startSSHD(ctx context.Context) error {
 		return true, ""
 	})
 }
+
+// ensureSSHD restarts sshd if its process is gone, so a lost sshd does not
+// cost the whole environment.
+func (h *Host) ensureSSHD(ctx context.Context) error {
+	if _, ok := h.pidOf("sshd"); ok {
+		return nil
+	}
+	h.log.Info("sshd is not running; restarting it", "instance", h.instance)
+	return h.startSSHD(ctx)
+}

@@ -142,6 +142,9 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 			return nil, err
 		}
 	}
+	if err := h.ensureSSHD(ctx); err != nil {
+		return nil, err
+	}
 	clouds, err := h.cloudsYAML(cfg)
 	if err != nil {
 		return nil, err

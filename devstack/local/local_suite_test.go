@@ -1,0 +1,86 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/utils/v2/openstack/clientconfig"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/yaml"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/devstack/local"
+	"github.com/stackgate/stackgate/tunnel"
+)
+
+func TestLocal(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "devstack/local")
+}
+
+var (
+	host *local.Host
+	env  *devstack.Environment
+	tun  *tunnel.Tunnel
+)
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	if os.Geteuid() != 0 {
+		Skip("the local host needs root (network namespaces)")
+	}
+	host = local.New(local.WithOutput(GinkgoWriter))
+	var err error
+	env, err = host.Up(ctx, devstack.DefaultConfig())
+	Expect(err).NotTo(HaveOccurred(), "bringing the default local environment up")
+	tun = openTunnel(ctx, env)
+}, NodeTimeout(20*time.Minute))
+
+// openTunnel opens a tunnel to env's controller, closed after the suite.
+func openTunnel(ctx context.Context, env *devstack.Environment) *tunnel.Tunnel {
+	t, err := tunnel.Open(ctx, tunnel.Config{
+		Address:    env.SSH.Address,
+		User:       env.SSH.User,
+		PrivateKey: env.SSH.PrivateKey,
+		HostKey:    []byte(env.SSH.HostKey),
+		Routes:     env.Config.Routes(),
+	})
+	Expect(err).NotTo(HaveOccurred(), "opening a tunnel to %s", env.SSH.Address)
+	DeferCleanup(t.Close)
+	return t
+}
+
+// cloudClient authenticates as the clouds.yaml entry cloud of env, through t.
+func cloudClient(ctx context.Context, env *devstack.Environment, t *tunnel.Tunnel, cloud string) *gophercloud.ProviderClient {
+	var clouds clientconfig.Clouds
+	Expect(yaml.Unmarshal(env.CloudsYAML, &clouds)).To(Succeed(), "parsing clouds.yaml")
+	c, ok := clouds.Clouds[cloud]
+	Expect(ok).To(BeTrue(), "clouds.yaml has no cloud %q", cloud)
+	pc, err := openstack.NewClient(c.AuthInfo.AuthURL)
+	Expect(err).NotTo(HaveOccurred())
+	pc.HTTPClient = *t.HTTPClient()
+	err = openstack.Authenticate(ctx, pc, gophercloud.AuthOptions{
+		IdentityEndpoint: c.AuthInfo.AuthURL,
+		Username:         c.AuthInfo.Username,
+		Password:         c.AuthInfo.Password,
+		DomainName:       c.AuthInfo.UserDomainName,
+		Scope:            &gophercloud.AuthScope{ProjectName: c.AuthInfo.ProjectName, DomainName: c.AuthInfo.ProjectDomainName},
+	})
+	Expect(err).NotTo(HaveOccurred(), "authenticating as cloud %q at %s", cloud, c.AuthInfo.AuthURL)
+	return pc
+}
+
+func eo() gophercloud.EndpointOpts { return gophercloud.EndpointOpts{Region: "RegionOne"} }
+
+func must[T any](v T, err error) T {
+	GinkgoHelper()
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+func name(what string) string { return fmt.Sprintf("stackgate-test-%s-%d", what, GinkgoRandomSeed()) }
