@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/net/proxy"
 
 	"github.com/stackgate/stackgate/tunnel"
@@ -128,6 +129,30 @@ var _ = Describe("Tunnel", func() {
 		resp.Body.Close()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.TrimSpace(string(b))).To(Equal(strconv.Itoa(size)))
+	})
+
+	It("authenticates with the keys of an SSH agent", func(ctx SpecContext) {
+		sock := filepath.Join(GinkgoT().TempDir(), "agent.sock")
+		cmd := exec.Command("ssh-agent", "-D", "-a", sock)
+		cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
+		Expect(cmd.Start()).To(Succeed())
+		DeferCleanup(func() {
+			Expect(cmd.Process.Kill()).To(Succeed())
+			_ = cmd.Wait()
+		})
+		var conn net.Conn
+		Eventually(func() (err error) { conn, err = net.Dial("unix", sock); return err }).
+			WithTimeout(10*time.Second).WithPolling(20*time.Millisecond).Should(Succeed(), "ssh-agent listening on %s", sock)
+		key, err := ssh.ParseRawPrivateKey(bed.UserKey)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(agent.NewClient(conn).Add(agent.AddedKey{PrivateKey: key})).To(Succeed())
+		Expect(conn.Close()).To(Succeed())
+		GinkgoT().Setenv("SSH_AUTH_SOCK", sock)
+
+		t := open(ctx, func(c *tunnel.Config) { c.PrivateKey, c.Agent = nil, true })
+		body, err := get(t.HTTPClient(), url(testbed.PrivateHost, "/"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(body).To(HavePrefix("hello from 10.0.3.10:8080"))
 	})
 
 	It("reports a refused routed port as the controller's refusal", func(ctx SpecContext) {
