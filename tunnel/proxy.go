@@ -53,7 +53,6 @@ func (t *Tunnel) Serve(l net.Listener) error {
 			_ = c.Close()
 			return ErrClosed
 		}
-		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
 			defer t.untrack(c)
@@ -62,7 +61,8 @@ func (t *Tunnel) Serve(l net.Listener) error {
 	}
 }
 
-// track records a proxied connection so Close can end it.
+// track records a proxied connection so Close can end it, and counts its
+// goroutine (under the lock, so Close never waits while one is added).
 func (t *Tunnel) track(c net.Conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -70,6 +70,7 @@ func (t *Tunnel) track(c net.Conn) bool {
 		return false
 	}
 	t.proxied[c] = struct{}{}
+	t.wg.Add(1)
 	return true
 }
 
