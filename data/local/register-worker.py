@@ -58,6 +58,17 @@ wait(f'nova to discover compute host {host}', discovered)
 log(f'{host} discovered')
 
 
+def provider():
+    # nova mirrors aggregate membership into placement only for an existing
+    # resource provider; adding the host earlier leaves it unschedulable.
+    names = [p.name for p in c.placement.resource_providers()]
+    return host in names, f'resource providers {names}'
+
+
+wait(f'placement resource provider {host}', provider)
+log(f'{host} resource provider present')
+
+
 def aggregate():
     agg = c.compute.find_aggregate(az) or c.compute.create_aggregate(name=az, availability_zone=az)
     if host not in (c.compute.get_aggregate(agg.id).hosts or []):

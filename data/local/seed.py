@@ -61,6 +61,11 @@ while host not in seen:
     if time.time() > deadline:
         sys.exit(f'gave up waiting for nova to discover compute host {host}; hypervisors seen: {seen}')
     time.sleep(0.5)
+while host not in [p.name for p in c.placement.resource_providers()]:
+    # nova mirrors aggregate membership into placement only for an existing resource provider
+    if time.time() > deadline:
+        sys.exit(f'gave up waiting for the placement resource provider of {host}')
+    time.sleep(0.5)
 agg = c.compute.find_aggregate(az) or c.compute.create_aggregate(name=az, availability_zone=az)
 if host not in (c.compute.get_aggregate(agg.id).hosts or []):
     c.compute.add_host_to_aggregate(agg, host)

@@ -114,6 +114,9 @@ var _ = Describe("the default local environment", Ordered, func() {
 				if err != nil {
 					return "", err
 				}
+				if s.Status == "ERROR" {
+					return s.Status, StopTrying("server went to ERROR: " + s.Fault.Message)
+				}
 				return s.Status, nil
 			}).WithContext(ctx).WithTimeout(3*time.Minute).WithPolling(time.Second).
 				Should(Equal("ACTIVE"), "server in %s", node.AvailabilityZone)
