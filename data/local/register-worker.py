@@ -90,7 +90,8 @@ log(f'nova-compute on {host} up in {az}')
 
 
 def volume_up():
-    svcs = [(s.host, s.state, s.availability_zone) for s in c.block_storage.services() if s.binary == 'cinder-volume']
+    resp = c.block_storage.get('/os-services', params={'binary': 'cinder-volume'})
+    svcs = [(s['host'], s['state'], s['zone']) for s in resp.json()['services']]
     return (f'{host}@fake', 'up', az) in svcs, f'volume services {svcs}'
 
 
