@@ -5,7 +5,7 @@
 // new connections, and the time for a burst of parallel connections. Every
 // figure is also given as a ratio to OpenSSH. Run it as root:
 //
-//	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-parallel 100]
+//	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-parallel 100] [-rounds 3]
 //
 // The client side runs in a namespace of its own, so the route it needs
 // for direct routing and sshuttle's iptables rules never touch the host.
@@ -40,6 +40,7 @@ type setup struct {
 	SshuttleSize   int64
 	Conns          int
 	Parallel       int
+	Rounds         int
 	Skip           []string
 }
 
@@ -55,6 +56,7 @@ func main() {
 	size := flag.Int64("size", 1<<30, "bytes moved in each direction by the bulk transfers")
 	sshuttleSize := flag.Int64("sshuttle-size", 256<<20, "bytes moved each way through sshuttle, which moves only tens of MB/s")
 	conns := flag.Int("conns", 1000, "new connections for the time-to-first-byte figures")
+	rounds := flag.Int("rounds", 3, "bulk transfers and bursts per path; the median is shown (sshuttle: one)")
 	parallel := flag.Int("parallel", 100, "connections in the parallel burst")
 	var skip stringList
 	flag.Var(&skip, "skip", "path to leave out (direct, openssh, sshuttle, tunnel, socks5); repeatable")
@@ -62,7 +64,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, setup{Size: *size, SshuttleSize: *sshuttleSize, Conns: *conns, Parallel: *parallel, Skip: skip}, *logFile); err != nil {
+	if err := run(ctx, setup{Size: *size, SshuttleSize: *sshuttleSize, Conns: *conns, Parallel: *parallel, Rounds: max(1, *rounds), Skip: skip}, *logFile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
