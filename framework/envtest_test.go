@@ -1,0 +1,180 @@
+package framework_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// The CAPO release whose CRDs the templates are checked against. Its module
+// is downloaded into the module cache, not required by go.mod; capoSum pins
+// its content (go mod download's h1: hash).
+const (
+	capoModule  = "sigs.k8s.io/cluster-api-provider-openstack"
+	capoVersion = "v0.13.0"
+	capoSum     = "h1:iZN/qJhDZas74Mo/zM1tz038niv68e1g5wYCQJ5yczo="
+)
+
+// Bounds for the one-time steps of the envtest set-up.
+const (
+	envtestBuildTimeout = 45 * time.Minute // cold build of kube-apiserver and etcd
+	moduleLookupTimeout = 5 * time.Minute
+	controlPlaneTimeout = 2 * time.Minute
+)
+
+// kube is the envtest API server shared by the specs of one process.
+type kube struct {
+	env    *envtest.Environment
+	config *rest.Config
+	client client.Client
+}
+
+var (
+	envtestOnce sync.Once
+	envtestKube *kube
+	envtestErr  error
+)
+
+// startEnvtest starts (once per process) a kube-apiserver and etcd loaded
+// with the Cluster API and CAPO CRDs and returns a client for it. The
+// binaries come from KUBEBUILDER_ASSETS or, when it is unset, from
+// hack/envtest/build.sh, which builds and caches them.
+func startEnvtest() *kube {
+	GinkgoHelper()
+	envtestOnce.Do(func() { envtestKube, envtestErr = newKube() })
+	Expect(envtestErr).NotTo(HaveOccurred(), "Couldn't start the envtest kube-apiserver")
+	return envtestKube
+}
+
+func stopEnvtest() {
+	if envtestKube != nil {
+		Expect(envtestKube.env.Stop()).To(Succeed(), "Couldn't stop the envtest kube-apiserver")
+		envtestKube = nil
+	}
+}
+
+func newKube() (*kube, error) {
+	assets, err := envtestAssets()
+	if err != nil {
+		return nil, err
+	}
+	crds, err := crdDirectories()
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory:    assets,
+		CRDDirectoryPaths:        crds,
+		ErrorIfCRDPathMissing:    true,
+		ControlPlaneStartTimeout: controlPlaneTimeout,
+		ControlPlaneStopTimeout:  controlPlaneTimeout,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start envtest with binaries from %s: %w", assets, err)
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("envtest client: %w", err)
+	}
+	return &kube{env: env, config: cfg, client: c}, nil
+}
+
+// envtestAssets returns the directory holding kube-apiserver and etcd.
+func envtestAssets() (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		for _, bin := range []string{"kube-apiserver", "etcd"} {
+			if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+				return "", fmt.Errorf("KUBEBUILDER_ASSETS=%s has no %s: %w; unset it to build the binaries with hack/envtest/build.sh", dir, bin, err)
+			}
+		}
+		return dir, nil
+	}
+	script, err := filepath.Abs(filepath.Join("..", "hack", "envtest", "build.sh"))
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(GinkgoWriter, "KUBEBUILDER_ASSETS is unset: running %s (cached; a cold build takes about 10 minutes)\n", script)
+	ctx, cancel := context.WithTimeout(context.Background(), envtestBuildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = GinkgoWriter
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("%s did not finish within %s; run `make envtest` and set KUBEBUILDER_ASSETS to the directory it prints", script, envtestBuildTimeout)
+		}
+		return "", fmt.Errorf("%s: %w; run `make envtest` and set KUBEBUILDER_ASSETS to the directory it prints", script, err)
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// crdDirectories finds the CRDs of Cluster API (the version in go.mod) and of
+// CAPO (downloaded into the module cache) without hard-coded paths.
+func crdDirectories() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), moduleLookupTimeout)
+	defer cancel()
+
+	var capi struct{ Dir, Version string }
+	if err := goJSON(ctx, "", nil, &capi, "list", "-m", "-json", "sigs.k8s.io/cluster-api"); err != nil {
+		return nil, err
+	}
+	if capi.Dir == "" {
+		return nil, fmt.Errorf("sigs.k8s.io/cluster-api %s is not in the module cache; run `go mod download sigs.k8s.io/cluster-api`", capi.Version)
+	}
+
+	// Outside the main module, so go.mod and go.sum stay untouched. The
+	// checksum database has no entry for this release, so the content is
+	// checked against capoSum instead.
+	var capo struct{ Dir, Sum, Error string }
+	env := []string{"GONOSUMDB=" + capoModule}
+	if err := goJSON(ctx, os.TempDir(), env, &capo, "mod", "download", "-json", capoModule+"@"+capoVersion); err != nil && capo.Error == "" {
+		return nil, err
+	}
+	if capo.Error != "" {
+		return nil, fmt.Errorf("download %s@%s: %s", capoModule, capoVersion, capo.Error)
+	}
+	if capo.Sum != capoSum {
+		return nil, fmt.Errorf("%s@%s has checksum %s, want %s", capoModule, capoVersion, capo.Sum, capoSum)
+	}
+	return []string{
+		filepath.Join(capi.Dir, "core", "config", "crd", "bases"),
+		filepath.Join(capi.Dir, "controlplane", "kubeadm", "config", "crd", "bases"),
+		filepath.Join(capi.Dir, "bootstrap", "kubeadm", "config", "crd", "bases"),
+		filepath.Join(capo.Dir, "config", "crd", "bases"),
+	}, nil
+}
+
+// goJSON runs the go command and decodes its JSON output into v.
+func goJSON(ctx context.Context, dir string, env []string, v interface{}, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, runErr := cmd.Output()
+	if len(bytes.TrimSpace(out)) > 0 {
+		if err := json.Unmarshal(out, v); err != nil {
+			return fmt.Errorf("go %s: decode output: %w", strings.Join(args, " "), err)
+		}
+	}
+	if runErr != nil {
+		return fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), runErr, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
