@@ -67,3 +67,9 @@ e2e:
 ## bench-e2e: make e2e timed to the first spec, to the second AZ and in total, with -p 2 against serial.
 bench-e2e:
 	$(GO) run ./suites/internal/benche2e $(BENCH_E2E_ARGS)
+
+## envtest: build (or reuse from the cache) kube-apiserver and etcd for envtest
+## and print the directory to use as KUBEBUILDER_ASSETS.
+.PHONY: envtest
+envtest:
+	@GO=$(GO) hack/envtest/build.sh
