@@ -34,10 +34,12 @@ type connState struct {
 	log     logr.Logger
 }
 
+// connInit guards the creation of every Environment's connState.
+var connInit sync.Mutex
+
 func (e *Environment) state() *connState {
-	// Environments are created by Up or UnmarshalEnvironment and used from
-	// one goroutine at a time while they are being set up; the state itself
-	// is guarded by its mutex.
+	connInit.Lock()
+	defer connInit.Unlock()
 	if e.conn == nil {
 		e.conn = &connState{clients: map[string]*Clients{}, log: logr.Discard()}
 	}
@@ -147,12 +149,11 @@ func (e *Environment) providerClient(ctx context.Context, cloud string) (*gopher
 		return nil, clientconfig.Cloud{}, fmt.Errorf("clouds.yaml: cloud %q: auth.auth_url %q: %w", cloud, ao.IdentityEndpoint, err)
 	}
 	pc.HTTPClient = http.Client{Transport: &http.Transport{
-		DialContext:           tun.DialContext,
-		TLSClientConfig:       tlsConfig,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
+		DialContext:         tun.DialContext,
+		TLSClientConfig:     tlsConfig,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
 	}}
 	if err := openstack.Authenticate(ctx, pc, *ao); err != nil {
 		if gophercloud.ResponseCodeIs(err, http.StatusUnauthorized) {

@@ -133,8 +133,11 @@ func (c *Condition) WaitUntilReady(ctx context.Context, env *Environment) error 
 		case err != nil && isPermanent(err):
 			return fmt.Errorf("waiting for %s: %w", c.what, err)
 		case err != nil:
-			if ctx.Err() == nil { // an error caused by our own deadline says nothing new
+			switch {
+			case ctx.Err() == nil:
 				seen = "error: " + err.Error()
+			case attempt == 1: // the first check did not finish in time: say what it was doing
+				seen = "the first check did not finish in time: " + err.Error()
 			}
 		case ok:
 			log.V(1).Info("ready", "after", time.Since(start).Round(time.Millisecond).String(), "attempts", attempt)
