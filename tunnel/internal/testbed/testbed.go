@@ -223,7 +223,7 @@ func (b *Bed) network(ctx context.Context, opts Options) error {
 	}
 	// The controller routes between its sides (bastion to private host);
 	// replies from behind it go back through it.
-	if _, err := b.Controller.Run(ctx, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+	if _, err := b.Controller.Run(ctx, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"); err != nil {
 		return err
 	}
 	if err := b.Private.IP(ctx, "route", "add", "default", "via", "10.0.3.1"); err != nil {
