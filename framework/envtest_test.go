@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -51,10 +54,19 @@ var (
 // startEnvtest starts (once per process) a kube-apiserver and etcd loaded
 // with the Cluster API and CAPO CRDs and returns a client for it. The
 // binaries come from KUBEBUILDER_ASSETS or, when it is unset, from
-// hack/envtest/build.sh, which builds and caches them.
+// hack/envtest/build.sh, which builds and caches them. An interrupt
+// (SIGINT, SIGTERM) stops the set-up.
 func startEnvtest() *kube {
 	GinkgoHelper()
-	envtestOnce.Do(func() { envtestKube, envtestErr = newKube() })
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return startEnvtestContext(ctx)
+}
+
+// startEnvtestContext is startEnvtest bounded by ctx, e.g. a SpecContext.
+func startEnvtestContext(ctx context.Context) *kube {
+	GinkgoHelper()
+	envtestOnce.Do(func() { envtestKube, envtestErr = newKube(ctx) })
 	Expect(envtestErr).NotTo(HaveOccurred(), "Couldn't start the envtest kube-apiserver")
 	return envtestKube
 }
@@ -66,12 +78,12 @@ func stopEnvtest() {
 	}
 }
 
-func newKube() (*kube, error) {
-	assets, err := envtestAssets()
+func newKube(ctx context.Context) (*kube, error) {
+	assets, err := envtestAssets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	crds, err := crdDirectories()
+	crds, err := crdDirectories(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +107,7 @@ func newKube() (*kube, error) {
 }
 
 // envtestAssets returns the directory holding kube-apiserver and etcd.
-func envtestAssets() (string, error) {
+func envtestAssets(ctx context.Context) (string, error) {
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
 		for _, bin := range []string{"kube-apiserver", "etcd"} {
 			if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
@@ -109,14 +121,19 @@ func envtestAssets() (string, error) {
 		return "", err
 	}
 	fmt.Fprintf(GinkgoWriter, "KUBEBUILDER_ASSETS is unset: running %s (cached; a cold build takes about 10 minutes)\n", script)
-	ctx, cancel := context.WithTimeout(context.Background(), envtestBuildTimeout)
+	ctx, cancel := context.WithTimeout(ctx, envtestBuildTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script)
+	// The script and its go build run in their own process group, which is
+	// sent SIGTERM when ctx ends; the script removes its partial build.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = GinkgoWriter
 	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return "", fmt.Errorf("%s did not finish within %s; run `make envtest` and set KUBEBUILDER_ASSETS to the directory it prints", script, envtestBuildTimeout)
 		}
 		return "", fmt.Errorf("%s: %w; run `make envtest` and set KUBEBUILDER_ASSETS to the directory it prints", script, err)
@@ -126,8 +143,8 @@ func envtestAssets() (string, error) {
 
 // crdDirectories finds the CRDs of Cluster API (the version in go.mod) and of
 // CAPO (downloaded into the module cache) without hard-coded paths.
-func crdDirectories() ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), moduleLookupTimeout)
+func crdDirectories(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, moduleLookupTimeout)
 	defer cancel()
 
 	var capi struct{ Dir, Version string }

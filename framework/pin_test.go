@@ -383,7 +383,7 @@ var _ = Describe("PinToFailureDomain against the Cluster API and CAPO CRDs", Ord
 	)
 
 	BeforeAll(func(ctx SpecContext) {
-		k = startEnvtest()
+		k = startEnvtestContext(ctx)
 		conf, err := framework.LoadE2EConfig(ctx, "")
 		Expect(err).NotTo(HaveOccurred())
 		vars = map[string]string{}
@@ -441,7 +441,7 @@ var _ = Describe("PinToFailureDomain against the Cluster API and CAPO CRDs", Ord
 			}
 			Expect(checked).To(BeNumerically(">=", minFields), "pinned fields checked in %s", name)
 		},
-		Entry("CAPO cluster template", data.ClusterTemplate, 7),
+		Entry("CAPO cluster template", data.ClusterTemplate, 6),
 		Entry("ClusterClass topology template", data.ClusterTopologyTemplate, 4),
 	)
 

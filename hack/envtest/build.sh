@@ -45,8 +45,11 @@ if complete; then
 	exit 0
 fi
 
+# Leftovers of an interrupted build; nobody else builds while we hold the lock.
+rm -rf "$cache_root/.build-$version."*
 tmp="$(mktemp -d "$cache_root/.build-$version.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 etcd_version="$(cd "$here" && "$go" list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
 major="${version%%.*}"
