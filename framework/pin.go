@@ -46,6 +46,7 @@ type PinError struct {
 	Problem string
 }
 
+// Error names the object and the field: `Kind "name": field: problem`.
 func (e *PinError) Error() string {
 	return fmt.Sprintf("%s %q: %s: %s", e.Kind, e.Name, e.Field, e.Problem)
 }

@@ -461,3 +461,38 @@ var _ = Describe("PinToFailureDomain against the Cluster API and CAPO CRDs", Ord
 		}
 	})
 })
+
+func ExamplePinToFailureDomain() {
+	template := []byte(`apiVersion: cluster.x-k8s.io/v1beta2
+kind: MachineDeployment
+metadata:
+  name: ${CLUSTER_NAME}-md-0
+spec:
+  replicas: ${WORKER_MACHINE_COUNT}
+  template:
+    spec:
+      failureDomain: ${OPENSTACK_FAILURE_DOMAIN}
+      version: ${KUBERNETES_VERSION}
+`)
+	pinned, err := framework.PinToFailureDomain(template, "testaz1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Print(string(pinned))
+
+	_, err = framework.PinToFailureDomain(pinned, "testaz2")
+	fmt.Println(err)
+	// Output:
+	// apiVersion: cluster.x-k8s.io/v1beta2
+	// kind: MachineDeployment
+	// metadata:
+	//   name: ${CLUSTER_NAME}-md-0
+	// spec:
+	//   replicas: ${WORKER_MACHINE_COUNT}
+	//   template:
+	//     spec:
+	//       failureDomain: testaz1
+	//       version: ${KUBERNETES_VERSION}
+	// pin to failure domain "testaz2": MachineDeployment "${CLUSTER_NAME}-md-0": spec.template.spec.failureDomain: already pinned to "testaz1"; remove it or set it to "testaz2", or mark the template multi-AZ with the annotation stackgate.io/multi-az: "true"
+}
