@@ -83,7 +83,7 @@ func BastionDialer(ctx context.Context, input BastionDialerInput) (*Bastion, err
 	if input.HostKeyCallback == nil {
 		return nil, errors.New("bastion dialer: HostKeyCallback is nil: pin the key with tunnel.PinnedHostKey, or pass ssh.InsecureIgnoreHostKey() explicitly")
 	}
-	addr, err := bastionAddress(ctx, input)
+	addr, err := BastionAddress(ctx, input)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,10 @@ func BastionDialer(ctx context.Context, input BastionDialerInput) (*Bastion, err
 	}
 }
 
-func bastionAddress(ctx context.Context, input BastionDialerInput) (string, error) {
+// BastionAddress returns the host:port BastionDialer would dial: input.Address,
+// else the OpenStackCluster's status.bastion.floatingIP (read through
+// input.Reader when the object is not given), with port 22 by default.
+func BastionAddress(ctx context.Context, input BastionDialerInput) (string, error) {
 	host := input.Address
 	if host == "" {
 		obj := input.OpenStackCluster

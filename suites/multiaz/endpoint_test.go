@@ -46,12 +46,13 @@ type portEndpoint struct {
 	fixedIP   string
 }
 
-// startPortEndpoint plugs a network namespace into the port the way a
-// hypervisor would: a veth named tap<first 11 characters of the port ID> in
-// the controller namespace (the linuxbridge agent adds it to the network's
-// bridge and reports the port ACTIVE), the other end with the port's MAC and
-// fixed IP and a default route through the router; OpenSSH's sshd listens
-// there. Everything is removed by DeferCleanup.
+// startPortEndpoint plugs a network namespace into the port the way nova's
+// VIF plugging would for a hypervisor: a veth named tap<first 11 characters
+// of the port ID> in the controller namespace, added to the network's bridge
+// brq<first 11 characters of the network ID> (it exists: the network has a
+// router), which the linuxbridge agent then reports ACTIVE. The other end
+// gets the port's MAC and fixed IP and a default route through the router,
+// and OpenSSH's sshd listens there. Everything is removed by DeferCleanup.
 func startPortEndpoint(ctx context.Context, in portEndpointInput) *portEndpoint {
 	Expect(netns.Exists(controllerNamespace)).To(BeTrue(), "The local host's %q namespace is missing", controllerNamespace)
 	Expect(in.Port.FixedIPs).NotTo(BeEmpty(), "Port %s has no fixed IP", in.Port.ID)
@@ -66,11 +67,12 @@ func startPortEndpoint(ctx context.Context, in portEndpointInput) *portEndpoint 
 	ns, err := topo.AddNamespace(ctx, netns.UniqueName("sgbas"))
 	Expect(err).NotTo(HaveOccurred())
 	tap := "tap" + in.Port.ID[:11]
+	bridge := "brq" + in.NetworkID[:11]
 	inner := netns.UniqueName("sgv")
 	Expect(topo.AddVeth(ctx,
-		netns.Link{Name: tap, Namespace: &netns.Namespace{Name: controllerNamespace}},
+		netns.Link{Name: tap, Namespace: &netns.Namespace{Name: controllerNamespace}, Master: bridge},
 		netns.Link{Name: inner, Namespace: ns},
-	)).To(Succeed(), "Couldn't plug %s into the controller namespace", tap)
+	)).To(Succeed(), "Couldn't plug %s into bridge %s in the controller namespace", tap, bridge)
 	Expect(ns.IP(ctx, "link", "set", inner, "down")).To(Succeed())
 	Expect(ns.IP(ctx, "link", "set", inner, "address", in.Port.MACAddress)).To(Succeed(), "Couldn't give %s the port's MAC %s", inner, in.Port.MACAddress)
 	Expect(ns.IP(ctx, "addr", "add", fmt.Sprintf("%s/%d", fixed, prefix.Bits()), "dev", inner)).To(Succeed())

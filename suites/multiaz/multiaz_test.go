@@ -59,7 +59,12 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 	})
 
 	It("pins every machine of a cluster template to the first availability zone", func(ctx SpecContext) {
+		// Variables a spec chooses itself, as CAPO's specs do for the class name.
+		specVars := map[string]string{"CLUSTER_NAME": prefix, "CLUSTER_CLASS_NAME": prefix + "-class"}
 		vars := func(name string) (string, error) {
+			if v, ok := specVars[name]; ok {
+				return v, nil
+			}
 			if v, ok := os.LookupEnv(name); ok {
 				return v, nil
 			}
