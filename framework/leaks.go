@@ -35,17 +35,14 @@ func DeferLeakCheck(ctx context.Context, input DeferLeakCheckInput, intervals ..
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for DeferLeakCheck")
 	polling, err := IntervalPolling(2*time.Second, intervals...)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for DeferLeakCheck")
-	env := input.DevStack.Environment
-	before, err := env.Snapshot(ctx)
+	before, err := input.DevStack.Environment.Snapshot(ctx)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't take a snapshot of DevStack %q's resources for the leak check", input.DevStack.Config().Name)
 	ginkgo.DeferCleanup(func(ctx context.Context) {
-		var leaked []devstack.Resource
 		gomega.Eventually(ctx, func(ctx context.Context) ([]string, error) {
-			now, err := env.Snapshot(ctx)
+			leaked, err := LeakedSince(ctx, input.DevStack, before, input.NamePrefix)
 			if err != nil {
 				return nil, err
 			}
-			leaked = FilterByPrefix(devstack.Diff(before, now), input.NamePrefix)
 			out := make([]string, len(leaked))
 			for i, r := range leaked {
 				out[i] = r.String()
@@ -54,6 +51,17 @@ func DeferLeakCheck(ctx context.Context, input DeferLeakCheckInput, intervals ..
 		}).WithTimeout(timeout).WithPolling(polling).Should(gomega.BeEmpty(),
 			"Resources left behind by this spec (name prefix %q)", input.NamePrefix)
 	}, ginkgo.NodeTimeout(timeout+time.Minute))
+}
+
+// LeakedSince lists the resources created since before (a Snapshot of the
+// environment) that still exist and whose name starts with prefix (all for
+// an empty prefix).
+func LeakedSince(ctx context.Context, d *DevStack, before *devstack.Snapshot, prefix string) ([]devstack.Resource, error) {
+	now, err := d.Environment.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return FilterByPrefix(devstack.Diff(before, now), prefix), nil
 }
 
 // FilterByPrefix returns the resources whose name starts with prefix (all of

@@ -2,6 +2,7 @@ package smoke_test
 
 import (
 	"flag"
+	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -39,7 +40,7 @@ var _ = SynchronizedAfterSuite(func() {
 }, func(ctx SpecContext) {
 	if ds != nil {
 		framework.TearDownDevStack(ctx, framework.TearDownDevStackInput{
-			DevStack: ds, ArtifactFolder: flags.ArtifactFolder, SkipCleanup: flags.SkipCleanup,
+			DevStack: ds, ArtifactFolder: filepath.Join(flags.ArtifactFolder, "smoke"), SkipCleanup: flags.SkipCleanup,
 		})
 	}
 })

@@ -2,11 +2,14 @@ package smoke_test
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -70,5 +73,33 @@ var _ = Describe("smoke", Label("smoke"), func() {
 			Clients: c, Name: prefix, AvailabilityZone: az, Networks: []servers.Network{{UUID: tn.Network.ID}},
 		}, e2eConfig.GetIntervals("smoke", "wait-server-active")...)
 		framework.ExpectServersInAZ(ctx, framework.ExpectServersInAZInput{Clients: c, ServerIDs: []string{s.ID}, AvailabilityZone: az})
+	})
+})
+
+var _ = Describe("leak check", Label("smoke"), func() {
+	It("notices a resource a spec left behind, and only its own", func(ctx SpecContext) {
+		c := ds.Clients(ctx)
+		prefix := framework.UniqueName("sg-leak")
+		before, err := ds.Environment.Snapshot(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		n, err := networks.Create(ctx, c.Network, networks.CreateOpts{Name: prefix}).Extract()
+		Expect(err).NotTo(HaveOccurred(), "Couldn't create network %q", prefix)
+		DeferCleanup(func(ctx SpecContext) {
+			err := networks.Delete(ctx, c.Network, n.ID).ExtractErr()
+			if err != nil && !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+				Expect(err).NotTo(HaveOccurred(), "Couldn't delete network %q", prefix)
+			}
+		})
+		leaked, err := framework.LeakedSince(ctx, ds, before, prefix)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(leaked).To(ConsistOf(HaveField("ID", n.ID)), "The leak check should list network %q", prefix)
+		other, err := framework.LeakedSince(ctx, ds, before, prefix+"-other")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(other).To(BeEmpty(), "Another spec's prefix must not see network %q", prefix)
+
+		Expect(networks.Delete(ctx, c.Network, n.ID).ExtractErr()).To(Succeed())
+		leaked, err = framework.LeakedSince(ctx, ds, before, prefix)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(leaked).To(BeEmpty(), "Network %q was deleted", prefix)
 	})
 })
