@@ -2,11 +2,13 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // Packages are the Debian packages the local host installs. The nova-compute
@@ -54,7 +56,7 @@ func missingPackages(ctx context.Context) []string {
 }
 
 // install installs the missing packages without starting any service.
-func (h *Host) install(ctx context.Context) error {
+func (h *Host) install(ctx context.Context) (err error) {
 	missing := missingPackages(ctx)
 	if len(missing) == 0 {
 		return nil
@@ -68,6 +70,12 @@ func (h *Host) install(ctx context.Context) error {
 		}
 		defer os.Remove("/usr/sbin/policy-rc.d")
 	}
+	start := time.Now()
+	defer func() {
+		if err == nil {
+			h.recordInstall(time.Since(start), missing)
+		}
+	}()
 	args := append([]string{"apt-get", "install", "-y", "--no-install-recommends"}, missing...)
 	if _, err := h.run(ctx, "apt-install", "", env, "", args...); err != nil {
 		if ctx.Err() != nil {
@@ -82,4 +90,30 @@ func (h *Host) install(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// AptInstall is an apt installation Up made.
+type AptInstall struct {
+	// At is when it finished.
+	At time.Time
+	// Duration is how long apt-get install took.
+	Duration time.Duration
+	// Packages are the packages it installed (the ones that were missing).
+	Packages []string
+}
+
+func (h *Host) recordInstall(d time.Duration, pkgs []string) {
+	b, _ := json.Marshal(AptInstall{At: time.Now(), Duration: d, Packages: pkgs})
+	_ = os.WriteFile(h.path("apt-install.json"), b, 0o600)
+}
+
+// LastInstall returns the last apt installation Up made for this instance,
+// if the state directory recorded one (Down keeps it).
+func (h *Host) LastInstall() (AptInstall, bool) {
+	var a AptInstall
+	b, err := os.ReadFile(h.path("apt-install.json"))
+	if err != nil || json.Unmarshal(b, &a) != nil || a.Duration <= 0 {
+		return AptInstall{}, false
+	}
+	return a, true
 }

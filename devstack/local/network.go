@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/internal/netns"
@@ -125,27 +126,64 @@ func (h *Host) neutronNamespaces(ctx context.Context) []string {
 		}
 		out, _ := exec.CommandContext(ctx, "ip", "-n", name, "-o", "link", "show").Output()
 		_, dhcpErr := os.Stat(h.path("neutron", "dhcp", strings.TrimPrefix(name, "qdhcp-")))
-		if known[name] || linkedTo(string(out), n.controller) || (strings.HasPrefix(name, "qdhcp-") && dhcpErr == nil) {
+		if known[name] || linkedTo(string(out), n.controller) || linkedTo(string(out), n.worker) || (strings.HasPrefix(name, "qdhcp-") && dhcpErr == nil) {
 			ours = append(ours, name)
 		}
 	}
 	return ours
 }
 
-// rememberNeutronNamespaces records the neutron namespaces seen now, so a
-// later Down finds them even when the controller namespace is already gone.
+// rememberNeutronNamespaces records the neutron namespaces of this instance,
+// so a later teardown finds them even when the controller namespace is
+// already gone or an agent made one after this call: those that exist now,
+// and the qdhcp-/qrouter- names of every network and router in the
+// instance's database (when it runs), whether their namespace exists yet or
+// not.
 func (h *Host) rememberNeutronNamespaces(ctx context.Context) {
 	seen := map[string]bool{}
 	var all []string
-	for _, l := range [][]string{h.readList("neutron-namespaces"), h.neutronNamespaces(ctx)} {
-		for _, n := range l {
-			if !seen[n] && netns.Exists(n) {
-				seen[n] = true
-				all = append(all, n)
-			}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			all = append(all, n)
 		}
 	}
+	for _, n := range h.readList("neutron-namespaces") {
+		if netns.Exists(n) {
+			add(n)
+		}
+	}
+	for _, n := range h.neutronNamespaces(ctx) {
+		add(n)
+	}
+	for _, n := range h.neutronNamespacesFromDB(ctx) {
+		add(n)
+	}
 	_ = os.WriteFile(h.path("neutron-namespaces"), []byte(strings.Join(all, "\n")), 0o600)
+}
+
+// neutronNamespacesFromDB returns qdhcp-<network id> and qrouter-<router id>
+// for every network and router in the instance's neutron database, or
+// nothing when its MariaDB does not run.
+func (h *Host) neutronNamespacesFromDB(ctx context.Context) []string {
+	if _, ok := h.pidOf("mariadb"); !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "mysql", "--defaults-file="+h.etc("my.cnf"), "-N", "-B", "-e",
+		"SELECT CONCAT('qdhcp-', id) FROM networks; SELECT CONCAT('qrouter-', id) FROM routers;", "neutron").Output()
+	if err != nil {
+		h.log.Info("could not list neutron networks and routers", "instance", h.instance, "error", err.Error())
+		return nil
+	}
+	var names []string
+	for _, f := range strings.Fields(string(out)) {
+		if neutronNS.MatchString(f) {
+			names = append(names, f)
+		}
+	}
+	return names
 }
 
 func (h *Host) readList(name string) []string {
@@ -173,7 +211,6 @@ func (h *Host) deleteNetwork(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("deleting link %s: %w: %s", n.rootLink, err, out))
 		}
 	}
-	_ = os.Remove(h.path("neutron-namespaces"))
 	return errors.Join(errs...)
 }
 

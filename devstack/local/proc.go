@@ -21,6 +21,9 @@ type service struct {
 	ns   string   // network namespace
 	args []string // command line
 	env  []string // extra environment
+	// neutronAgent marks the controller's neutron agents, started once
+	// neutron-server answers.
+	neutronAgent bool
 }
 
 // baseEnv is the environment of every process: Debian's interpreters first

@@ -43,11 +43,20 @@ func (h *Host) adminClient(ctx context.Context, cfg devstack.Config) (*gopherclo
 }
 
 // waitController waits until every controller API answers and its compute,
-// network agents and volume services report up.
-func (h *Host) waitController(ctx context.Context, cfg devstack.Config) error {
-	alive := func() error { return h.checkAlive(h.longRunning(cfg)...) }
+// network agents and volume services report up. neutronUp runs once
+// neutron-server answers (it starts the neutron agents).
+func (h *Host) waitController(ctx context.Context, cfg devstack.Config, neutronUp func() error) error {
+	alive := func() error {
+		var started []string
+		for _, n := range h.longRunning(cfg) {
+			if _, err := os.Stat(h.path("run", n+".pid")); err == nil {
+				started = append(started, n)
+			}
+		}
+		return h.checkAlive(started...)
+	}
 	client := nsHTTPClient(h.names().controller)
-	for _, api := range []struct{ name, port string }{{"placement", "8778"}, {"nova-api", "8774"}, {"neutron-server", "9696"}, {"glance-api", "9292"}, {"cinder-api", "8776"}, {"octavia-api", "9876"}} {
+	for _, api := range []struct{ name, port string }{{"neutron-server", "9696"}, {"placement", "8778"}, {"nova-api", "8774"}, {"glance-api", "9292"}, {"cinder-api", "8776"}, {"octavia-api", "9876"}} {
 		url := fmt.Sprintf("http://%s:%s/", cfg.ControllerIP, api.port)
 		if err := poll(ctx, api.name+" at "+url, 3*time.Minute, alive, func(ctx context.Context) (bool, string) {
 			code, err := httpStatus(ctx, client, url)
@@ -57,6 +66,11 @@ func (h *Host) waitController(ctx context.Context, cfg devstack.Config) error {
 			return code < 500, fmt.Sprintf("HTTP %d", code)
 		}); err != nil {
 			return err
+		}
+		if api.name == "neutron-server" && neutronUp != nil {
+			if err := neutronUp(); err != nil {
+				return err
+			}
 		}
 	}
 	pc, err := h.adminClient(ctx, cfg)

@@ -51,9 +51,9 @@ func (h *Host) controllerServices() []service {
 		{name: "nova-scheduler", ns: c, args: []string{"nova-scheduler", "--config-file", nova}},
 		{name: "nova-compute-controller", ns: c, args: pyMain("nova.cmd.compute", "nova-compute", "--config-file", nova, "--config-file", node)},
 		{name: "neutron-server", ns: c, args: append(append([]string{"neutron-server"}, neutron...), "--config-file", h.etc("ml2_conf.ini"))},
-		{name: "lb-agent-controller", ns: c, args: append(append([]string{"neutron-linuxbridge-agent"}, neutron...), "--config-file", h.etc("linuxbridge-controller.ini"), "--config-file", node)},
-		{name: "l3-agent", ns: c, args: append(append([]string{"neutron-l3-agent"}, neutron...), "--config-file", h.etc("l3_agent.ini"), "--config-file", node)},
-		{name: "dhcp-agent", ns: c, args: append(append([]string{"neutron-dhcp-agent"}, neutron...), "--config-file", h.etc("dhcp_agent.ini"), "--config-file", node)},
+		{name: "lb-agent-controller", ns: c, neutronAgent: true, args: append(append([]string{"neutron-linuxbridge-agent"}, neutron...), "--config-file", h.etc("linuxbridge-controller.ini"), "--config-file", node)},
+		{name: "l3-agent", ns: c, neutronAgent: true, args: append(append([]string{"neutron-l3-agent"}, neutron...), "--config-file", h.etc("l3_agent.ini"), "--config-file", node)},
+		{name: "dhcp-agent", ns: c, neutronAgent: true, args: append(append([]string{"neutron-dhcp-agent"}, neutron...), "--config-file", h.etc("dhcp_agent.ini"), "--config-file", node)},
 		{name: "glance-api", ns: c, args: []string{"glance-api", "--config-file", h.etc("glance-api.conf")}},
 		{name: "cinder-api", ns: c, args: []string{"cinder-api", "--config-file", cinder}},
 		{name: "cinder-scheduler", ns: c, args: []string{"cinder-scheduler", "--config-file", cinder}},
@@ -153,8 +153,9 @@ func (h *Host) cfgControllerIP() string {
 	return devstack.DefaultControllerIP.String()
 }
 
-// syncSchemas creates every service's database schema, in parallel, and
-// bootstraps keystone.
+// syncSchemas creates every service's database schema, in parallel; keystone
+// is bootstrapped, started and given its catalog as soon as its schema
+// exists, while the others are still being created.
 func (h *Host) syncSchemas(ctx context.Context, cfg devstack.Config) error {
 	pw, err := h.password()
 	if err != nil {
@@ -174,13 +175,19 @@ func (h *Host) syncSchemas(ctx context.Context, cfg devstack.Config) error {
 			return nil
 		}
 	}
+	keystone := seq("sync-keystone", []string{"OS_BOOTSTRAP_PASSWORD=" + pw},
+		[]string{"keystone-manage", "--config-file", ks, "db_sync"},
+		[]string{"keystone-manage", "--config-file", ks, "fernet_setup", "--keystone-user", "root", "--keystone-group", "root"},
+		[]string{"keystone-manage", "--config-file", ks, "credential_setup", "--keystone-user", "root", "--keystone-group", "root"},
+		[]string{"keystone-manage", "--config-file", ks, "bootstrap", "--bootstrap-admin-url", url, "--bootstrap-internal-url", url,
+			"--bootstrap-public-url", url, "--bootstrap-region-id", "RegionOne"})
 	return parallel(
-		seq("sync-keystone", []string{"OS_BOOTSTRAP_PASSWORD=" + pw},
-			[]string{"keystone-manage", "--config-file", ks, "db_sync"},
-			[]string{"keystone-manage", "--config-file", ks, "fernet_setup", "--keystone-user", "root", "--keystone-group", "root"},
-			[]string{"keystone-manage", "--config-file", ks, "credential_setup", "--keystone-user", "root", "--keystone-group", "root"},
-			[]string{"keystone-manage", "--config-file", ks, "bootstrap", "--bootstrap-admin-url", url, "--bootstrap-internal-url", url,
-				"--bootstrap-public-url", url, "--bootstrap-region-id", "RegionOne"}),
+		func() error {
+			if err := keystone(); err != nil {
+				return err
+			}
+			return h.startKeystone(ctx, cfg, true)
+		},
 		seq("sync-placement", nil, []string{"placement-manage", "--config-file", h.etc("placement/placement.conf"), "db", "sync"}),
 		seq("sync-nova", nil,
 			[]string{"nova-manage", "--config-file", nova, "api_db", "sync"},

@@ -57,6 +57,14 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 	if err := h.stage(ctx, "packages", h.install); err != nil {
 		return nil, err
 	}
+	if h.bootstrapped() {
+		if derr := h.intact(); derr != nil {
+			// Restarting cannot succeed: stop what is left and start afresh.
+			fmt.Fprintf(h.out, "local[%s]: state is damaged (%v); rebuilding from scratch\n", h.instance, derr)
+			h.log.Info("state is damaged; rebuilding", "instance", h.instance, "reason", derr.Error())
+			_ = h.teardown(context.WithoutCancel(ctx), true)
+		}
+	}
 	env, err = h.bringUp(ctx, cfg)
 	if err != nil && ctx.Err() == nil && h.bootstrapped() {
 		fmt.Fprintf(h.out, "local[%s]: restart failed (%v); rebuilding from scratch\n", h.instance, firstLine(err.Error()))
@@ -82,6 +90,18 @@ func firstLine(s string) string {
 func (h *Host) bootstrapped() bool {
 	_, err := os.Stat(h.path("bootstrapped"))
 	return err == nil
+}
+
+// intact checks that a bootstrapped state directory still holds what a
+// restart needs: the password, the database's system tables and keystone's
+// keys. Without them only a rebuild helps.
+func (h *Host) intact() error {
+	for _, p := range []string{"secret", "mysql/mysql", "mysql/keystone", "keystone/fernet-keys/0", "keystone/credential-keys/0", "etc/my.cnf"} {
+		if _, err := os.Stat(h.path(p)); err != nil {
+			return fmt.Errorf("%s is missing", h.path(p))
+		}
+	}
+	return nil
 }
 
 // bringUp starts from nothing running: it removes leftovers, builds the
@@ -117,20 +137,36 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 		return nil, err
 	}
 	if fresh {
-		if err := h.stage(ctx, "schemas", func(ctx context.Context) error { return h.syncSchemas(ctx, cfg) }); err != nil {
+		// keystone starts and registers the catalog as soon as its own
+		// schema exists, while the other services' schemas are created.
+		if err := h.stage(ctx, "schemas+keystone", func(ctx context.Context) error { return h.syncSchemas(ctx, cfg) }); err != nil {
 			return nil, err
 		}
-	}
-	if err := h.stage(ctx, "keystone", func(ctx context.Context) error { return h.startKeystone(ctx, cfg, fresh) }); err != nil {
+	} else if err := h.stage(ctx, "keystone", func(ctx context.Context) error { return h.startKeystone(ctx, cfg, false) }); err != nil {
 		return nil, err
 	}
 	if err := h.stage(ctx, "services", func(ctx context.Context) error {
+		// The neutron agents start once neutron-server answers: an agent's
+		// first RPC sent before the server's RPC workers declared their
+		// queues is dropped and only retried after a minute or more.
+		var agents []service
 		for _, s := range h.controllerServices() {
+			if s.neutronAgent {
+				agents = append(agents, s)
+				continue
+			}
 			if err := h.start(s); err != nil {
 				return err
 			}
 		}
-		return h.waitController(ctx, cfg)
+		return h.waitController(ctx, cfg, func() error {
+			for _, s := range agents {
+				if err := h.start(s); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}); err != nil {
 		return nil, err
 	}
@@ -274,6 +310,9 @@ func (h *Host) Down(ctx context.Context) error {
 		if n := h.leftovers(ctx); len(n) > 0 {
 			err = errors.Join(err, fmt.Errorf("still present after down: %s", strings.Join(n, ", ")))
 		}
+		if err == nil {
+			_ = os.Remove(h.path("neutron-namespaces"))
+		}
 		return err
 	})
 }
@@ -289,7 +328,7 @@ func (h *Host) teardown(ctx context.Context, wipe bool) error {
 		entries, _ := os.ReadDir(h.stateDir)
 		for _, e := range entries {
 			switch e.Name() {
-			case "logs", "timings.json", "lock":
+			case "logs", "timings.json", "lock", "neutron-namespaces", "apt-install.json":
 				continue
 			}
 			_ = os.RemoveAll(filepath.Join(h.stateDir, e.Name()))

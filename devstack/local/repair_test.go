@@ -1,0 +1,165 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/devstack/local"
+	"github.com/stackgate/stackgate/internal/netns"
+)
+
+// killEnvironment SIGKILLs every process the environment started, as a
+// machine that loses its processes would: the process groups of the pids
+// recorded in the state directory, then whatever still runs in the
+// instance's namespaces. It returns how many pid files it found.
+func killEnvironment(ctx context.Context, h *local.Host) int {
+	files, err := filepath.Glob(filepath.Join(h.StateDir(), "run", "*.pid"))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(files).NotTo(BeEmpty(), "pid files in %s", h.StateDir())
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		Expect(err).NotTo(HaveOccurred())
+		var pid int
+		_, err = fmt.Sscan(string(b), &pid)
+		Expect(err).NotTo(HaveOccurred(), "pid in %s", f)
+		Expect(pid).To(BeNumerically(">", 1), "pid in %s", f)
+		_ = syscall.Kill(-pid, syscall.SIGKILL) // every service runs in its own session
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Daemons that left their session (dnsmasq, epmd, privsep helpers).
+	Eventually(func(ctx context.Context) ([]int, error) {
+		pids, err := h.Processes(ctx)
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		return pids, err
+	}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).
+		Should(BeEmpty(), "every process of instance %s killed", h.Instance())
+	return len(files)
+}
+
+// expectHealthy checks through a new tunnel that keystone answers and, once
+// the worker has joined again, both availability zones are back for servers
+// and volumes.
+func expectHealthy(ctx context.Context, e *devstack.Environment) {
+	t := openTunnel(ctx, e)
+	url := fmt.Sprintf("http://%s:5000/v3", e.Config.ControllerIP)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	Expect(err).NotTo(HaveOccurred())
+	resp, err := t.HTTPClient().Do(req)
+	Expect(err).NotTo(HaveOccurred(), "keystone at %s through the tunnel", url)
+	resp.Body.Close()
+	Expect(resp.StatusCode).To(Equal(http.StatusOK), "keystone at %s through the tunnel", url)
+
+	admin := cloudClient(ctx, e, t, e.Config.CloudAdmin)
+	compute := must(openstack.NewComputeV2(admin, eo()))
+	volume := must(openstack.NewBlockStorageV3(admin, eo()))
+	Eventually(func(ctx context.Context) []string { return computeZones(ctx, compute) }).WithContext(ctx).
+		WithTimeout(5*time.Minute).WithPolling(time.Second).
+		Should(ContainElements(e.Config.FailureDomain, e.Config.FailureDomainAlt), "compute availability zones after the worker re-joined")
+	Eventually(func(ctx context.Context) []string { return volumeZones(ctx, volume) }).WithContext(ctx).
+		WithTimeout(5*time.Minute).WithPolling(time.Second).
+		Should(ContainElements(e.Config.FailureDomain, e.Config.FailureDomainAlt), "volume availability zones after the worker re-joined")
+	Expect(t.Close()).To(Succeed())
+}
+
+// expectReused checks that a further Up reuses the environment: same host
+// key, same keystone and MariaDB processes.
+func expectReused(ctx context.Context, h *local.Host, e *devstack.Environment) {
+	pids := func() map[string]int {
+		m := map[string]int{}
+		for _, s := range must(h.Status(ctx)).Services {
+			if s.Running {
+				m[s.Name] = s.PID
+			}
+		}
+		return m
+	}
+	before := pids()
+	again := must(h.Up(ctx, devstack.DefaultConfig()))
+	Expect(again.SSH.HostKey).To(Equal(e.SSH.HostKey), "the same controller host key")
+	after := pids()
+	for _, svc := range []string{"mariadb", "rabbitmq", "keystone", "nova-api", "neutron-server", "sshd"} {
+		Expect(after[svc]).To(And(Not(BeZero()), Equal(before[svc])), "%s kept running with the same pid", svc)
+	}
+}
+
+// A separate instance, so the default environment stays up.
+var _ = Describe("repairing a local instance whose processes died", Ordered, Label("destructive"), func() {
+	const instance = "sgrepair"
+	var h *local.Host
+	var e *devstack.Environment
+
+	BeforeAll(func(ctx SpecContext) {
+		h = local.New(local.WithInstance(instance), local.WithOutput(GinkgoWriter))
+		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) }, NodeTimeout(5*time.Minute))
+		e = must(h.Up(ctx, devstack.DefaultConfig()))
+	}, NodeTimeout(25*time.Minute))
+
+	It("restarts every service from its data after all processes were killed", func(ctx SpecContext) {
+		Expect(killEnvironment(ctx, h)).To(BeNumerically(">=", 20), "pid files of the controller's and the worker's services")
+		Expect(netns.Exists(instance+"-controller")).To(BeTrue(), "the dead environment's namespaces are still there")
+		Expect(must(h.Status(ctx)).KeystoneAnswers).To(BeFalse(), "keystone is dead")
+
+		again := must(h.Up(ctx, devstack.DefaultConfig()))
+		Expect(again.SSH.HostKey).To(Equal(e.SSH.HostKey), "restarted from its data: the same host key")
+		Expect(again.CloudsYAML).To(Equal(e.CloudsYAML), "restarted from its data: the same credentials")
+		expectHealthy(ctx, again)
+		expectReused(ctx, h, again)
+		e = again
+	}, NodeTimeout(20*time.Minute))
+
+	It("rebuilds the environment when its database is gone", func(ctx SpecContext) {
+		killEnvironment(ctx, h)
+		Expect(os.RemoveAll(filepath.Join(h.StateDir(), "mysql"))).To(Succeed())
+
+		again := must(h.Up(ctx, devstack.DefaultConfig()))
+		Expect(again.CloudsYAML).NotTo(Equal(e.CloudsYAML), "rebuilt: new credentials")
+		expectHealthy(ctx, again)
+		expectReused(ctx, h, again)
+	}, NodeTimeout(30*time.Minute))
+
+	It("takes a dead environment down completely, and Down again is a no-op", func(ctx SpecContext) {
+		killEnvironment(ctx, h)
+		Expect(netns.Exists(instance + "-controller")).To(BeTrue())
+		Expect(h.Down(ctx)).To(Succeed())
+		expectNothingLeft(ctx, h, instance)
+		Expect(h.Down(ctx)).To(Succeed(), "Down with nothing there")
+		expectNothingLeft(ctx, h, instance)
+	}, NodeTimeout(5*time.Minute))
+})
+
+var _ = Describe("Down of a local instance that never ran", Label("destructive"), func() {
+	It("succeeds and creates nothing", func(ctx SpecContext) {
+		dir := filepath.Join(GinkgoT().TempDir(), "state")
+		h := local.New(local.WithInstance("sgnone"), local.WithStateDir(dir), local.WithOutput(GinkgoWriter))
+		Expect(h.Down(ctx)).To(Succeed())
+		_, err := os.Stat(dir)
+		Expect(os.IsNotExist(err)).To(BeTrue(), "no state directory %s created", dir)
+		expectNothingLeft(ctx, h, "sgnone")
+	})
+})
+
+// expectNothingLeft checks that no namespace, link or process of the
+// instance exists.
+func expectNothingLeft(ctx context.Context, h *local.Host, instance string) {
+	GinkgoHelper()
+	nsList := must(exec.CommandContext(ctx, "ip", "netns", "list").Output())
+	Expect(string(nsList)).NotTo(ContainSubstring(instance+"-"), "namespaces of %s", instance)
+	links := must(exec.CommandContext(ctx, "ip", "-o", "link", "show").Output())
+	Expect(strings.Fields(string(links))).NotTo(ContainElement(HavePrefix("sgp-"+instance)), "public veth of %s", instance)
+	Expect(must(h.Processes(ctx))).To(BeEmpty(), "processes of %s", instance)
+	Expect(must(h.Status(ctx)).Leftovers).To(BeEmpty())
+}
