@@ -33,6 +33,10 @@ const (
 	// and STACKGATE_SSH_HOST_KEY variables (files, except the address and user;
 	// the host key may also be given as an authorized_keys line).
 	EnvUseExisting = "USE_EXISTING_DEVSTACK"
+	// EnvLocalInstance names a local host instance other than the default
+	// one (namespaces <name>-controller and <name>-worker), e.g. for a cold
+	// environment of its own; see local.WithInstance.
+	EnvLocalInstance = "STACKGATE_LOCAL_INSTANCE"
 	// EnvSkipCleanup set to "true" is the same as -e2e.skip-resource-cleanup.
 	EnvSkipCleanup = "SKIP_RESOURCE_CLEANUP"
 	// EnvArtifacts is Prow's artifacts directory (default "_artifacts").
@@ -133,10 +137,15 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 
 // HostFromEnv returns the Existing host described by the STACKGATE_*
 // variables when $USE_EXISTING_DEVSTACK is "true" (see EnvUseExisting), and
-// otherwise the local host's default instance.
+// otherwise the local host: the instance named by $STACKGATE_LOCAL_INSTANCE,
+// or the default one.
 func HostFromEnv(log logr.Logger) (devstack.Host, error) {
 	if os.Getenv(EnvUseExisting) != "true" {
-		return local.New(local.WithLogger(log)), nil
+		opts := []local.Option{local.WithLogger(log)}
+		if inst := os.Getenv(EnvLocalInstance); inst != "" {
+			opts = append(opts, local.WithInstance(inst))
+		}
+		return local.New(opts...), nil
 	}
 	var missing []string
 	for _, v := range []string{"STACKGATE_CLOUDS_YAML", "STACKGATE_SSH_ADDRESS", "STACKGATE_SSH_USER", "STACKGATE_SSH_PRIVATE_KEY", "STACKGATE_SSH_HOST_KEY"} {

@@ -22,9 +22,16 @@ import (
 	"github.com/stackgate/stackgate/internal/netns"
 )
 
-// controllerNamespace is the local host's controller namespace, where the
-// linuxbridge agent of the first zone's compute host runs.
-const controllerNamespace = "controller"
+// controllerNamespace returns the local host's controller namespace, where
+// the linuxbridge agent of the first zone's compute host runs: "controller"
+// for the default instance (state directory .../local), "<name>-controller"
+// for an instance called name (state directory .../local-<name>).
+func controllerNamespace(stateDir string) string {
+	if name, ok := strings.CutPrefix(filepath.Base(stateDir), "local-"); ok {
+		return name + "-controller"
+	}
+	return "controller"
+}
 
 // portEndpointInput describes the real endpoint to give a neutron port.
 type portEndpointInput struct {
@@ -32,6 +39,8 @@ type portEndpointInput struct {
 	Port *ports.Port
 	// Subnet is the port's subnet; its gateway is the default route.
 	Subnet *subnets.Subnet
+	// StateDir is the local host's state directory (Environment.StateDir).
+	StateDir string
 	// NetworkID is the port's network; its bridge is brq + its first 11 characters.
 	NetworkID string
 	// AuthorizedKey may log in as root.
@@ -54,7 +63,8 @@ type portEndpoint struct {
 // gets the port's MAC and fixed IP and a default route through the router,
 // and OpenSSH's sshd listens there. Everything is removed by DeferCleanup.
 func startPortEndpoint(ctx context.Context, in portEndpointInput) *portEndpoint {
-	Expect(netns.Exists(controllerNamespace)).To(BeTrue(), "The local host's %q namespace is missing", controllerNamespace)
+	ctl := controllerNamespace(in.StateDir)
+	Expect(netns.Exists(ctl)).To(BeTrue(), "The local host's %q namespace is missing", ctl)
 	Expect(in.Port.FixedIPs).NotTo(BeEmpty(), "Port %s has no fixed IP", in.Port.ID)
 	prefix, err := netip.ParsePrefix(in.Subnet.CIDR)
 	Expect(err).NotTo(HaveOccurred(), "subnet CIDR %q", in.Subnet.CIDR)
@@ -70,7 +80,7 @@ func startPortEndpoint(ctx context.Context, in portEndpointInput) *portEndpoint 
 	bridge := "brq" + in.NetworkID[:11]
 	inner := netns.UniqueName("sgv")
 	Expect(topo.AddVeth(ctx,
-		netns.Link{Name: tap, Namespace: &netns.Namespace{Name: controllerNamespace}, Master: bridge},
+		netns.Link{Name: tap, Namespace: &netns.Namespace{Name: ctl}, Master: bridge},
 		netns.Link{Name: inner, Namespace: ns},
 	)).To(Succeed(), "Couldn't plug %s into bridge %s in the controller namespace", tap, bridge)
 	Expect(ns.IP(ctx, "link", "set", inner, "down")).To(Succeed())

@@ -111,7 +111,7 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 		_, user := newKey()
 		hostPriv, host := newKey()
 		ep := startPortEndpoint(ctx, portEndpointInput{
-			Port: port, Subnet: tn.Subnet, NetworkID: tn.Network.ID, AuthorizedKey: user.PublicKey(), HostKey: hostPriv,
+			Port: port, Subnet: tn.Subnet, NetworkID: tn.Network.ID, StateDir: ds.Environment.StateDir, AuthorizedKey: user.PublicKey(), HostKey: hostPriv,
 		})
 		waitForPortStatus(ctx, c, port.ID, "ACTIVE", e2eConfig.GetIntervals("multi-az", "wait-port-active")...)
 		fip := framework.CreateFloatingIP(ctx, framework.CreateFloatingIPInput{Clients: c, ExternalNetworkID: ext, PortID: port.ID, Description: prefix})
