@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
@@ -26,7 +27,8 @@ var _ = Describe("smoke", Label("smoke"), func() {
 		// must not wait for it, and the report shows that they did not.
 		alt := ds.Config().FailureDomainAlt
 		usable, seen := framework.AZUsable(ctx, ds, alt)
-		AddReportEntry("second AZ usable at spec start", fmt.Sprintf("%s usable=%t: %s", alt, usable, seen))
+		AddReportEntry("second AZ usable at spec start", fmt.Sprintf("%s usable=%t (%s), %s after setup started",
+			alt, usable, seen, time.Since(ds.SetupStarted).Round(time.Millisecond)))
 		prefix = framework.UniqueName("sg-smoke")
 		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: ds, NamePrefix: prefix},
 			e2eConfig.GetIntervals("smoke", "wait-teardown")...)
