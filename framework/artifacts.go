@@ -34,7 +34,7 @@ type CollectArtifactsOnFailureInput struct {
 	// ArtifactFolder is the root of the artifacts (default ArtifactFolder());
 	// the logs go to <folder>/failures/<spec>/.
 	ArtifactFolder string
-	// Timeout bounds the collection (default 5 minutes).
+	// Timeout bounds the collection (default DefaultCollectTimeout).
 	Timeout time.Duration
 }
 
@@ -60,7 +60,7 @@ func CollectArtifactsOnFailure(ctx context.Context, input CollectArtifactsOnFail
 	dir := filepath.Join(folder, "failures", fmt.Sprintf("%s-p%d", name, ginkgo.GinkgoParallelProcess()))
 	timeout := input.Timeout
 	if timeout <= 0 {
-		timeout = 5 * time.Minute
+		timeout = DefaultCollectTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()

@@ -265,7 +265,12 @@ type TearDownDevStackInput struct {
 	// SkipCleanup keeps the environment even when Down is set
 	// (-e2e.skip-resource-cleanup, $SKIP_RESOURCE_CLEANUP).
 	SkipCleanup bool
+	// CollectTimeout bounds the log collection (default DefaultCollectTimeout).
+	CollectTimeout time.Duration
 }
+
+// DefaultCollectTimeout bounds a log collection whose input sets no timeout.
+const DefaultCollectTimeout = 5 * time.Minute
 
 // TearDownDevStack collects the environment's logs, configuration (secrets
 // redacted) and resource dumps into the artifact folder, closes this
@@ -278,7 +283,13 @@ func TearDownDevStack(ctx context.Context, input TearDownDevStackInput) {
 	if dir == "" {
 		dir = ArtifactFolder()
 	}
-	files, err := input.DevStack.Environment.CollectLogs(ctx, filepath.Join(dir, "devstack"))
+	timeout := input.CollectTimeout
+	if timeout <= 0 {
+		timeout = DefaultCollectTimeout
+	}
+	collectCtx, cancel := context.WithTimeout(ctx, timeout)
+	files, err := input.DevStack.Environment.CollectLogs(collectCtx, filepath.Join(dir, "devstack"))
+	cancel()
 	ginkgo.GinkgoLogr.Info("collected DevStack logs", "files", files)
 	// A log that could not be collected must not hide the suite's result.
 	if err != nil {

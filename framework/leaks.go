@@ -39,6 +39,8 @@ func DeferLeakCheck(ctx context.Context, input DeferLeakCheckInput, intervals ..
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't take a snapshot of DevStack %q's resources for the leak check", input.DevStack.Config().Name)
 	ginkgo.DeferCleanup(func(ctx context.Context) {
 		gomega.Eventually(ctx, func(ctx context.Context) ([]string, error) {
+			ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+			defer cancel()
 			leaked, err := LeakedSince(ctx, input.DevStack, before, input.NamePrefix)
 			if err != nil {
 				return nil, err
@@ -52,6 +54,10 @@ func DeferLeakCheck(ctx context.Context, input DeferLeakCheckInput, intervals ..
 			"Resources left behind by this spec (name prefix %q)", input.NamePrefix)
 	}, ginkgo.NodeTimeout(timeout+time.Minute))
 }
+
+// attemptTimeout bounds one look of a polling helper, so that an API that
+// stopped answering is reported as an error and polled again.
+const attemptTimeout = time.Minute
 
 // LeakedSince lists the resources created since before (a Snapshot of the
 // environment) that still exist and whose name starts with prefix (all for

@@ -42,6 +42,8 @@ func deferDelete(what string, timeout time.Duration, del func(context.Context) e
 		}
 		last := "not looked yet"
 		gomega.Eventually(ctx, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+			defer cancel()
 			state, err := get(ctx)
 			if isNotFound(err) {
 				return nil
