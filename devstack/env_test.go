@@ -73,7 +73,7 @@ var _ = Describe("a running environment", Label("local"), func() {
 				var te *devstack.WaitTimeoutError
 				Expect(errors.As(err, &te)).To(BeTrue(), "error: %v", err)
 				Expect(errors.Is(err, context.DeadlineExceeded)).To(BeTrue())
-				Expect(time.Since(start)).To(BeNumerically("<", 30*time.Second), "bounded by its timeout")
+				Expect(time.Since(start)).To(BeNumerically("<", 60*time.Second), "bounded by its timeout")
 				Expect(err.Error()).To(HavePrefix("timed out after "))
 				Expect(te.What).To(ContainSubstring(what))
 				for _, s := range seen {
@@ -82,19 +82,19 @@ var _ = Describe("a running environment", Label("local"), func() {
 				Expect(err.Error()).To(ContainSubstring("last seen: " + te.LastSeen))
 			},
 			Entry("an availability zone that does not exist", func(e *devstack.Environment) (*devstack.Environment, devstack.Strategy) {
-				return e, devstack.ForAvailabilityZone("nosuchaz").WithTimeout(5 * time.Second)
+				return e, devstack.ForAvailabilityZone("nosuchaz").WithTimeout(15 * time.Second)
 			}, `availability zone "nosuchaz"`, "no zone nosuchaz (zones: [", "testaz1", "cinder-volume in nosuchaz: []"),
 			Entry("a service the catalog lacks", func(e *devstack.Environment) (*devstack.Environment, devstack.Strategy) {
-				return e, devstack.ForCatalog("compute", "nosuchservice").WithTimeout(5 * time.Second)
+				return e, devstack.ForCatalog("compute", "nosuchservice").WithTimeout(15 * time.Second)
 			}, "service catalog with compute, nosuchservice", "missing [nosuchservice]", "compute"),
 			Entry("more compute services than exist", func(e *devstack.Environment) (*devstack.Environment, devstack.Strategy) {
-				return e, devstack.ForComputeServices(99).WithTimeout(5 * time.Second)
+				return e, devstack.ForComputeServices(99).WithTimeout(15 * time.Second)
 			}, "99 nova-compute services up and enabled", "of 99 wanted up and enabled", "testaz1"),
 			Entry("network agents as a member, to whom neutron shows none", func(e *devstack.Environment) (*devstack.Environment, devstack.Strategy) {
-				return e, devstack.ForNetworkAgents().WithCloud(e.Config.Cloud).WithTimeout(5 * time.Second)
+				return e, devstack.ForNetworkAgents().WithCloud(e.Config.Cloud).WithTimeout(15 * time.Second)
 			}, "every neutron agent alive", "no network agents registered"),
 			Entry("a keystone nobody listens for", func(e *devstack.Environment) (*devstack.Environment, devstack.Strategy) {
-				return withCloudsYAML(e, strings.ReplaceAll(string(e.CloudsYAML), ":5000", ":5999")), devstack.ForKeystoneToken().WithTimeout(5 * time.Second)
+				return withCloudsYAML(e, strings.ReplaceAll(string(e.CloudsYAML), ":5000", ":5999")), devstack.ForKeystoneToken().WithTimeout(15 * time.Second)
 			}, "a keystone token", "error: ", "5999"),
 		)
 
