@@ -69,9 +69,12 @@ type SetupDevStackInput struct {
 
 // setupData is what SetupDevStack hands to every parallel process.
 type setupData struct {
-	Environment  json.RawMessage `json:"environment"`
-	SetupStarted time.Time       `json:"setupStarted"`
-	SetupDone    time.Time       `json:"setupDone"`
+	Environment json.RawMessage `json:"environment"`
+	// Variables are computed once here rather than by every process: each
+	// computation authenticates and looks the external network up.
+	Variables    devstack.Variables `json:"variables"`
+	SetupStarted time.Time          `json:"setupStarted"`
+	SetupDone    time.Time          `json:"setupDone"`
 }
 
 // SetupDevStack brings the environment up (or attaches to a running one) and
@@ -129,7 +132,9 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 	defer env.Close()
 	raw, err := env.Marshal()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred())
-	out, err := json.Marshal(setupData{Environment: raw, SetupStarted: started, SetupDone: time.Now()})
+	vars, err := env.Variables(upCtx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't compute the template variables of DevStack %q", cfg.Name)
+	out, err := json.Marshal(setupData{Environment: raw, Variables: vars, SetupStarted: started, SetupDone: time.Now()})
 	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	log.Info("DevStack ready", "host", env.Host, "after", time.Since(started).Round(time.Millisecond).String())
 	return out
@@ -209,9 +214,9 @@ func (d *DevStack) Close() error {
 }
 
 // UseDevStack attaches this process to the environment SetupDevStack
-// returned: it opens the process's own tunnel, authenticates both clouds and
-// sets the template variables (OPENSTACK_CLOUD_YAML_B64, failure domains,
-// flavors, external network ID, ...) in the process environment, where
+// returned: it opens the process's own tunnel and sets the template
+// variables SetupDevStack computed once (OPENSTACK_CLOUD_YAML_B64, failure
+// domains, flavors, external network ID, ...) in the process environment, where
 // clusterctl reads them. Call it in the second function of
 // SynchronizedBeforeSuite, on every process.
 func UseDevStack(data []byte) *DevStack {
@@ -225,8 +230,7 @@ func UseDevStack(data []byte) *DevStack {
 	d := &DevStack{Environment: env, SetupStarted: sd.SetupStarted, SetupDone: sd.SetupDone}
 	d.Tunnel, err = env.Tunnel(ctx)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't open a tunnel to DevStack %q's controller at %s", env.Config.Name, env.SSH.Address)
-	d.Variables, err = env.Variables(ctx)
-	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't compute the template variables of DevStack %q", env.Config.Name)
+	d.Variables = sd.Variables
 	names := make([]string, 0, len(d.Variables))
 	for k, v := range d.Variables {
 		gomega.Expect(os.Setenv(k, v)).To(gomega.Succeed(), "Couldn't set template variable %s in the process environment", k)
