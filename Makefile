@@ -4,7 +4,7 @@ GO ?= go
 GINKGO ?= $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 ARTIFACTS ?= $(CURDIR)/_artifacts
 
-.PHONY: test lint bench bench-tunnel
+.PHONY: test lint bench bench-tunnel bench-devstack
 
 ## test: every test suite, what CI runs. Test binaries are built in parallel, then run
 ##       one package at a time: the packages that use the local DevStack share one
@@ -20,7 +20,7 @@ lint:
 	$(GO) vet ./...
 
 ## bench: tunnel and environment benchmarks, side by side.
-bench: bench-tunnel
+bench: bench-tunnel bench-local bench-devstack bench-e2e
 
 ## bench-tunnel: direct, OpenSSH -L, sshuttle and stackgate's tunnel on one topology.
 bench-tunnel:
