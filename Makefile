@@ -3,6 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 GINKGO ?= $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 ARTIFACTS ?= $(CURDIR)/_artifacts
+export ARTIFACTS
 
 .PHONY: test lint bench bench-tunnel bench-devstack
 
