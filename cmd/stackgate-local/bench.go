@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,8 +107,11 @@ func bench(ctx context.Context) (err error) {
 		if ok {
 			row("fresh machine -> API ready", fmt.Sprintf("not measured: packages were already installed; recorded first apt install %s (%d packages, %s) + packages present -> API ready = %s",
 				first.Duration.Round(time.Second), len(first.Packages), first.At.Format(time.RFC3339), (first.Duration+up-packages).Round(100*time.Millisecond)))
+		} else if a, ok := aptHistory("/var/log/apt/history.log"); ok {
+			row("fresh machine -> API ready", fmt.Sprintf("not measured: packages were already installed (not by stackgate); apt's history log shows their install took %s (%d packages named, ended %s) + packages present -> API ready = %s",
+				a.Duration.Round(time.Second), len(a.Packages), a.At.Format(time.RFC3339), (a.Duration+up-packages).Round(100*time.Millisecond)))
 		} else {
-			row("fresh machine -> API ready", "not measured: packages were already installed and no state directory recorded their apt install")
+			row("fresh machine -> API ready", "not measured: packages were already installed and neither a state directory nor apt's history log recorded their install")
 		}
 	}
 	if !aptRan {
@@ -115,7 +119,7 @@ func bench(ctx context.Context) (err error) {
 	} else {
 		row("packages present -> API ready (target 3m)", fmt.Sprintf("%s (the run above without apt)", (up-install.Duration).Round(100*time.Millisecond)))
 	}
-	row("reuse of a running environment (target 10s)", reuse.Round(10*time.Millisecond).String())
+	row("reuse of a running environment (target 10s)", reuse.Round(time.Millisecond).String())
 	row("controller ready -> testaz2 usable (target 30s)", worker.Round(100*time.Millisecond).String())
 	row("peak memory, sum of PSS (target 5 GB)", fmt.Sprintf("%.2f GB (sum of RSS at that sample %.2f GB; %d processes; peak of %d samples every 2s)",
 		float64(peak.PSS)/1e9, float64(peak.RSS)/1e9, peak.Processes, samples+1))
@@ -132,3 +136,44 @@ func bench(ctx context.Context) (err error) {
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// aptHistory finds, in apt's history log, the last "apt-get install" whose
+// command line names keystone, nova-api and neutron-server (the OpenStack
+// packages of the local host) and returns its duration (End-Date minus
+// Start-Date).
+func aptHistory(path string) (local.AptInstall, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return local.AptInstall{}, false
+	}
+	var found local.AptInstall
+	ok := false
+	for _, entry := range strings.Split(string(b), "\n\n") {
+		var start, end time.Time
+		var cmdline string
+		for _, l := range strings.Split(entry, "\n") {
+			k, v, _ := strings.Cut(l, ": ")
+			switch k {
+			case "Start-Date":
+				start, _ = time.ParseInLocation("2006-01-02  15:04:05", strings.TrimSpace(v), time.Local)
+			case "End-Date":
+				end, _ = time.ParseInLocation("2006-01-02  15:04:05", strings.TrimSpace(v), time.Local)
+			case "Commandline":
+				cmdline = v
+			}
+		}
+		f := strings.Fields(cmdline)
+		if start.IsZero() || end.IsZero() || !slices.Contains(f, "install") ||
+			!slices.Contains(f, "keystone") || !slices.Contains(f, "nova-api") || !slices.Contains(f, "neutron-server") {
+			continue
+		}
+		var pkgs []string
+		for _, a := range f[1:] {
+			if !strings.HasPrefix(a, "-") && a != "install" {
+				pkgs = append(pkgs, a)
+			}
+		}
+		found, ok = local.AptInstall{At: end, Duration: end.Sub(start), Packages: pkgs}, true
+	}
+	return found, ok
+}

@@ -43,12 +43,21 @@ func preflight() error {
 	return nil
 }
 
-// missingPackages lists the packages of Packages that are not installed.
+// missingPackages lists the packages of Packages that are not installed
+// (one dpkg-query for all of them; it exits non-zero when one is unknown,
+// which only means that one is missing).
 func missingPackages(ctx context.Context) []string {
+	args := append([]string{"-W", "-f=${Package} ${Status}\\n"}, Packages...)
+	out, _ := exec.CommandContext(ctx, "dpkg-query", args...).Output()
+	installed := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if name, status, ok := strings.Cut(l, " "); ok && strings.Contains(status, "install ok installed") {
+			installed[name] = true
+		}
+	}
 	var missing []string
 	for _, p := range Packages {
-		out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Status}", p).Output()
-		if err != nil || !strings.Contains(string(out), "install ok installed") {
+		if !installed[p] {
 			missing = append(missing, p)
 		}
 	}

@@ -239,9 +239,13 @@ var _ = Describe("a separate local instance", Ordered, Label("destructive"), fun
 			}
 		}
 		Expect(pids).NotTo(BeEmpty())
+		made := makeNeutronNamespaces(ctx, e, t)
 		Expect(t.Close()).To(Succeed())
 
 		Expect(h.Down(ctx)).To(Succeed())
+		for _, ns := range made {
+			Expect(netns.Exists(ns)).To(BeFalse(), "namespace %s removed by Down", ns)
+		}
 		for _, pid := range pids {
 			_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 			Expect(errors.Is(err, os.ErrNotExist)).To(BeTrue(), "process %d is gone", pid)

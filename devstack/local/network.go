@@ -139,7 +139,12 @@ func (h *Host) neutronNamespaces(ctx context.Context) []string {
 // and the qdhcp-/qrouter- names of every network and router in the
 // instance's database (when it runs), whether their namespace exists yet or
 // not.
-func (h *Host) rememberNeutronNamespaces(ctx context.Context) {
+//
+// With offline (Down of a dead environment), when MariaDB is not running but
+// namespaces that cannot be attributed otherwise exist (an agent made them
+// and died before plugging an interface), the database is read by a MariaDB
+// started for that moment without networking.
+func (h *Host) rememberNeutronNamespaces(ctx context.Context, offline bool) {
 	seen := map[string]bool{}
 	var all []string
 	add := func(n string) {
@@ -156,10 +161,59 @@ func (h *Host) rememberNeutronNamespaces(ctx context.Context) {
 	for _, n := range h.neutronNamespaces(ctx) {
 		add(n)
 	}
-	for _, n := range h.neutronNamespacesFromDB(ctx) {
+	fromDB := h.neutronNamespacesFromDB(ctx)
+	if _, running := h.pidOf("mariadb"); !running && offline && h.unattributedNeutronNamespaces(ctx, seen) {
+		fromDB = h.neutronNamespacesOffline(ctx)
+	}
+	for _, n := range fromDB {
 		add(n)
 	}
 	_ = os.WriteFile(h.path("neutron-namespaces"), []byte(strings.Join(all, "\n")), 0o600)
+}
+
+// unattributedNeutronNamespaces reports whether a qrouter-/qdhcp- namespace
+// exists that is not in known and has no interface linked to any other
+// namespace, or cannot be entered (so it could belong to this instance).
+func (h *Host) unattributedNeutronNamespaces(ctx context.Context, known map[string]bool) bool {
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		name := e.Name()
+		if !neutronNS.MatchString(name) || known[name] {
+			continue
+		}
+		// A namespace whose creation was cut short is a bare file that
+		// cannot be entered; it has no links either.
+		out, err := exec.CommandContext(ctx, "ip", "-n", name, "-o", "link", "show").Output()
+		if err != nil || !strings.Contains(string(out), "link-netns") {
+			return true
+		}
+	}
+	return false
+}
+
+// neutronNamespacesOffline starts the instance's MariaDB without networking
+// (socket only, in the root namespace), reads the network and router ids and
+// stops it again. It returns nothing when there is no neutron database or
+// MariaDB does not answer within 60 seconds.
+func (h *Host) neutronNamespacesOffline(ctx context.Context) []string {
+	if _, err := os.Stat(h.path("mysql", "neutron")); err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := h.start(service{name: "mariadb-offline", args: []string{"/usr/sbin/mariadbd", "--defaults-file=" + h.etc("my.cnf"), "--skip-networking"}}); err != nil {
+		h.log.Info("could not start MariaDB to list neutron namespaces", "instance", h.instance, "error", err.Error())
+		return nil
+	}
+	defer h.stopOne("mariadb-offline", 30*time.Second)
+	if err := poll(ctx, "mariadb (offline)", 60*time.Second, func() error { return h.checkAlive("mariadb-offline") }, func(ctx context.Context) (bool, string) {
+		out, err := h.run(ctx, "mariadb-ping", "", nil, "", "mysqladmin", "--defaults-file="+h.etc("my.cnf"), "ping")
+		return err == nil, strings.TrimSpace(out)
+	}); err != nil {
+		h.log.Info("MariaDB did not answer; neutron namespaces not listed from the database", "instance", h.instance, "error", err.Error())
+		return nil
+	}
+	return h.queryNeutronNamespaces(ctx)
 }
 
 // neutronNamespacesFromDB returns qdhcp-<network id> and qrouter-<router id>
@@ -169,6 +223,10 @@ func (h *Host) neutronNamespacesFromDB(ctx context.Context) []string {
 	if _, ok := h.pidOf("mariadb"); !ok {
 		return nil
 	}
+	return h.queryNeutronNamespaces(ctx)
+}
+
+func (h *Host) queryNeutronNamespaces(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "mysql", "--defaults-file="+h.etc("my.cnf"), "-N", "-B", "-e",

@@ -41,7 +41,11 @@ func (h *Host) start(s service) error {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- stackgate: starting %s at %s\n", s.name, time.Now().Format(time.RFC3339))
-	cmd := exec.Command("ip", append([]string{"netns", "exec", s.ns}, s.args...)...)
+	args := s.args
+	if s.ns != "" {
+		args = append([]string{"ip", "netns", "exec", s.ns}, s.args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(baseEnv(), s.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = h.stateDir
@@ -163,6 +167,21 @@ func (h *Host) stopAll(ctx context.Context, grace time.Duration) {
 	for _, p := range pgs {
 		_ = syscall.Kill(-p, syscall.SIGKILL)
 	}
+}
+
+// stopOne stops one recorded process group like stopAll does.
+func (h *Host) stopOne(name string, grace time.Duration) {
+	pid, ok := h.pidOf(name)
+	_ = os.Remove(h.path("run", name+".pid"))
+	if !ok {
+		return
+	}
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for delay := 50 * time.Millisecond; time.Now().Before(deadline) && syscall.Kill(-pid, 0) == nil; delay = min(delay*2, 500*time.Millisecond) {
+		time.Sleep(delay) // bounded by deadline: waiting for the process to exit, nothing to watch
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
 
 // run runs a command inside ns and returns its output. The error names the

@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	bsservices "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/services"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/aggregates"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
 
@@ -221,9 +222,9 @@ func (h *Host) lock(op string) (func(), error) {
 	}, nil
 }
 
-// WaitWorker waits, at most timeout, until the worker is usable: its
-// nova-compute is up in the alternate availability zone and its
-// cinder-volume is up there too. It asks the API from inside the controller
+// WaitWorker waits, at most timeout, until the worker is usable: it is in
+// the aggregate of the alternate availability zone, its nova-compute is up
+// in that zone and its cinder-volume is up there too. It asks the API from inside the controller
 // namespace, so it needs no tunnel.
 func (h *Host) WaitWorker(ctx context.Context, timeout time.Duration) error {
 	b, err := os.ReadFile(h.path("environment.json"))
@@ -273,7 +274,24 @@ func (h *Host) WaitWorker(ctx context.Context, timeout time.Duration) error {
 		if err != nil {
 			return false, err.Error()
 		}
+		apages, err := aggregates.List(compute).AllPages(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		aggs, err := aggregates.ExtractAggregates(apages)
+		if err != nil {
+			return false, err.Error()
+		}
 		var seen []string
+		// Scheduling to the zone goes through placement's copy of the
+		// aggregate, which nova writes when the host is added to it.
+		aggregateOK := false
+		for _, a := range aggs {
+			if a.AvailabilityZone == cfg.FailureDomainAlt {
+				seen = append(seen, fmt.Sprintf("aggregate %s hosts %v", a.Name, a.Hosts))
+				aggregateOK = aggregateOK || slices.Contains(a.Hosts, "worker")
+			}
+		}
 		computeOK, volumeOK := false, false
 		for _, s := range cs {
 			seen = append(seen, fmt.Sprintf("nova-compute@%s %s %s", s.Host, s.State, s.Zone))
@@ -283,6 +301,6 @@ func (h *Host) WaitWorker(ctx context.Context, timeout time.Duration) error {
 			seen = append(seen, fmt.Sprintf("cinder-volume@%s %s %s", s.Host, s.State, s.Zone))
 			volumeOK = volumeOK || (s.Host == "worker@fake" && s.State == "up" && s.Zone == cfg.FailureDomainAlt)
 		}
-		return computeOK && volumeOK, strings.Join(seen, "; ")
+		return aggregateOK && computeOK && volumeOK, strings.Join(seen, "; ")
 	})
 }

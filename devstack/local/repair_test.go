@@ -11,14 +11,41 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
 	"github.com/stackgate/stackgate/internal/netns"
+	"github.com/stackgate/stackgate/tunnel"
 )
+
+// makeNeutronNamespaces creates, in e, a network with a DHCP subnet and a
+// router on it with its gateway on "public", waits until the agents made
+// their qdhcp- and qrouter- namespaces and returns those names. The
+// resources go with the environment's database at Down.
+func makeNeutronNamespaces(ctx context.Context, e *devstack.Environment, t *tunnel.Tunnel) []string {
+	GinkgoHelper()
+	network := must(openstack.NewNetworkV2(cloudClient(ctx, e, t, e.Config.CloudAdmin), eo()))
+	pub := must(networks.ExtractNetworks(must(networks.List(network, networks.ListOpts{Name: "public"}).AllPages(ctx))))
+	Expect(pub).To(HaveLen(1), "external network public")
+	net := must(networks.Create(ctx, network, networks.CreateOpts{Name: name("nsnet")}).Extract())
+	dhcp := true
+	sub := must(subnets.Create(ctx, network, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.97.0.0/24", IPVersion: gophercloud.IPv4, EnableDHCP: &dhcp}).Extract())
+	r := must(routers.Create(ctx, network, routers.CreateOpts{Name: name("nsrouter"), GatewayInfo: &routers.GatewayInfo{NetworkID: pub[0].ID}}).Extract())
+	must(routers.AddInterface(ctx, network, r.ID, routers.AddInterfaceOpts{SubnetID: sub.ID}).Extract())
+	names := []string{"qdhcp-" + net.ID, "qrouter-" + r.ID}
+	for _, ns := range names {
+		Eventually(netns.Exists).WithArguments(ns).WithTimeout(3*time.Minute).WithPolling(500*time.Millisecond).
+			Should(BeTrue(), "namespace %s made by the agents", ns)
+	}
+	return names
+}
 
 // killEnvironment SIGKILLs every process the environment started, as a
 // machine that loses its processes would: the process groups of the pids
@@ -129,16 +156,23 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 		Expect(again.CloudsYAML).NotTo(Equal(e.CloudsYAML), "rebuilt: new credentials")
 		expectHealthy(ctx, again)
 		expectReused(ctx, h, again)
+		e = again
 	}, NodeTimeout(30*time.Minute))
 
 	It("takes a dead environment down completely, and Down again is a no-op", func(ctx SpecContext) {
+		t := openTunnel(ctx, e)
+		made := makeNeutronNamespaces(ctx, e, t)
+		Expect(t.Close()).To(Succeed())
 		killEnvironment(ctx, h)
 		Expect(netns.Exists(instance + "-controller")).To(BeTrue())
 		Expect(h.Down(ctx)).To(Succeed())
+		for _, ns := range made {
+			Expect(netns.Exists(ns)).To(BeFalse(), "namespace %s removed by Down", ns)
+		}
 		expectNothingLeft(ctx, h, instance)
 		Expect(h.Down(ctx)).To(Succeed(), "Down with nothing there")
 		expectNothingLeft(ctx, h, instance)
-	}, NodeTimeout(5*time.Minute))
+	}, NodeTimeout(10*time.Minute))
 })
 
 var _ = Describe("Down of a local instance that never ran", Label("destructive"), func() {

@@ -21,9 +21,12 @@ import (
 // same configuration, and returns once every controller API answers and the
 // cloud is seeded. The worker starts last and keeps joining in the
 // background (detached processes) after Up returns, unless
-// WithDeferredWorker was given. A broken environment is restarted from its
-// data; if that fails, it is rebuilt. On error or cancellation everything
-// Up started is removed again.
+// WithDeferredWorker was given. A broken environment (some or all of its
+// processes gone, for example killed with the session that started them,
+// while its namespaces and state directory remain) is restarted from its
+// data; state that cannot be restarted from (database or keystone keys
+// missing), or a restart that fails, is rebuilt from scratch. On error or
+// cancellation everything Up started is removed again.
 func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Environment, err error) {
 	if h.err != nil {
 		return nil, h.err
@@ -288,8 +291,11 @@ func (h *Host) cloudsYAML(cfg devstack.Config) ([]byte, error) {
 }
 
 // Down stops every process the environment started, removes its network
-// namespaces (also the qrouter-/qdhcp- ones its neutron made), links and
-// data; only logs and timings stay in the state directory.
+// namespaces (also the qrouter-/qdhcp- ones its neutron made, found by the
+// network and router ids in its database), links and data; only logs and
+// timings stay in the state directory. Down of a dead environment (processes
+// gone, namespaces left) removes what is left; Down with nothing there does
+// nothing and succeeds.
 func (h *Host) Down(ctx context.Context) error {
 	if h.err != nil {
 		return h.err
@@ -320,7 +326,7 @@ func (h *Host) Down(ctx context.Context) error {
 // teardown stops every process and removes the network; with wipe it also
 // deletes the data (databases, keys, configs) so the next Up starts afresh.
 func (h *Host) teardown(ctx context.Context, wipe bool) error {
-	h.rememberNeutronNamespaces(ctx)
+	h.rememberNeutronNamespaces(ctx, wipe)
 	h.stopAll(ctx, 15*time.Second)
 	err := h.deleteNetwork(ctx)
 	_ = os.Remove(h.path("environment.json"))
