@@ -5,7 +5,14 @@
 // new connections, and the time for a burst of parallel connections. Every
 // figure is also given as a ratio to OpenSSH. Run it as root:
 //
-//	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-parallel 100] [-rounds 3]
+//	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-parallel 100] [-rounds 5]
+//
+// sshuttle is measured first and alone (its firewall rules would capture
+// the direct path); the other paths then take turns round by round in a
+// rotating order, so load from other work on a shared machine falls on all
+// of them alike, and each figure is the median over the rounds. The load
+// average is printed with the table, and every round's bulk figures after
+// it. -cpuprofile, -blockprofile and -memprofile profile the client side.
 //
 // The client side runs in a namespace of its own, so the route it needs
 // for direct routing and sshuttle's iptables rules never touch the host.
@@ -20,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -42,6 +50,10 @@ type setup struct {
 	Parallel       int
 	Rounds         int
 	Skip           []string
+	SSHDPID        int    // the controller's sshd listener, for its CPU time
+	CPUProfile     string // files for the measuring process's profiles
+	BlockProfile   string
+	MemProfile     string
 }
 
 func main() {
@@ -56,18 +68,34 @@ func main() {
 	size := flag.Int64("size", 1<<30, "bytes moved in each direction by the bulk transfers")
 	sshuttleSize := flag.Int64("sshuttle-size", 256<<20, "bytes moved each way through sshuttle, which moves only tens of MB/s")
 	conns := flag.Int("conns", 1000, "new connections for the time-to-first-byte figures")
-	rounds := flag.Int("rounds", 3, "bulk transfers and bursts per path; the median is shown (sshuttle: one)")
+	rounds := flag.Int("rounds", 5, "bulk transfers and bursts per path; the median is shown (sshuttle: one)")
 	parallel := flag.Int("parallel", 100, "connections in the parallel burst")
 	var skip stringList
 	flag.Var(&skip, "skip", "path to leave out (direct, openssh, sshuttle, tunnel, socks5); repeatable")
+	cpuProfile := flag.String("cpuprofile", "", "write the measuring process's CPU profile (the client side: tunnel, SOCKS5 port, readers) to this file")
+	blockProfile := flag.String("blockprofile", "", "write the measuring process's block profile to this file")
+	memProfile := flag.String("memprofile", "", "write the measuring process's allocation profile to this file")
 	logFile := flag.String("log", "", "file for sshd's and the helpers' output (default: discarded)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, setup{Size: *size, SshuttleSize: *sshuttleSize, Conns: *conns, Parallel: *parallel, Rounds: max(1, *rounds), Skip: skip}, *logFile); err != nil {
+	if err := run(ctx, setup{Size: *size, SshuttleSize: *sshuttleSize, Conns: *conns, Parallel: *parallel, Rounds: max(1, *rounds), Skip: skip,
+		CPUProfile: abs(*cpuProfile), BlockProfile: abs(*blockProfile), MemProfile: abs(*memProfile)}, *logFile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// abs makes a profile path absolute: the measuring child runs elsewhere.
+func abs(p string) string {
+	if p == "" {
+		return ""
+	}
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
 }
 
 type stringList []string
@@ -105,6 +133,9 @@ func run(ctx context.Context, s setup, logFile string) (err error) {
 	s.HostKeyLine = string(bed.ControllerSSHD.HostKeyLine)
 	s.UserKeyFile = bed.UserKeyFile
 	s.KnownHostsFile = bed.KnownHostsFile
+	if pids := bed.ControllerSSHD.PIDs(); len(pids) > 0 {
+		s.SSHDPID = pids[0]
+	}
 	s.Target = fmt.Sprintf("%s:%d", testbed.PrivateHost, testbed.HTTPPort)
 	path := bed.Dir + "/bench.json"
 	b, _ := json.Marshal(s)

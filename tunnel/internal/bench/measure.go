@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,11 +38,16 @@ type path struct {
 }
 
 type result struct {
-	down, up         float64 // MB/s
-	p50, p99         time.Duration
-	parallel         time.Duration
-	err              error
-	skipped, partial bool
+	down, up   float64 // MB/s
+	p50, p99   time.Duration
+	parallel   time.Duration
+	err        error
+	skipped    bool
+	downs, ups []float64 // every round, in order
+	conns      int       // new connections behind p50/p99
+	// CPU seconds per GiB: the client side (this process and its helpers)
+	// and the controller's sshd, downloading and uploading.
+	cpuDown, cpuUp, sshdDown, sshdUp float64
 }
 
 var paths = []path{
@@ -57,9 +64,15 @@ var labels = map[string]string{
 	"sshuttle": "sshuttle",
 	"tunnel":   "tunnel, in-process",
 	"socks5":   "tunnel, SOCKS5 port",
+	"tunnelB":  "tunnel B",
+	"socksB":   "socks B",
 }
 
-// measure runs inside the client namespace.
+// measure runs inside the client namespace. sshuttle goes first and alone
+// (its firewall rules would capture the direct path's traffic); then every
+// other path is started and they take turns round by round, in a rotating
+// order, so a burst of load on this shared machine hits all of them alike.
+// Each figure is the median over the rounds.
 func measure(setupFile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -71,76 +84,251 @@ func measure(setupFile string) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
+	if s.CPUProfile != "" {
+		f, err := os.Create(s.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if s.BlockProfile != "" {
+		runtime.SetBlockProfileRate(10000)
+		defer writeProfile("block", s.BlockProfile)
+	}
+	if s.MemProfile != "" {
+		defer writeProfile("allocs", s.MemProfile)
+	}
+	loads := []string{"start " + loadAverage()}
 	results := map[string]*result{}
+	var running []*pathRun
+	defer func() {
+		for _, r := range running {
+			r.stopPath()
+		}
+	}()
 	for _, p := range paths {
 		if slices.Contains(s.Skip, p.name) {
 			results[p.name] = &result{skipped: true}
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "bench: %s\n", labels[p.name])
-		results[p.name] = measurePath(ctx, s, p)
+		results[p.name] = &result{}
+		if p.name == "sshuttle" {
+			fmt.Fprintf(os.Stderr, "bench: %s (alone, one round)\n", labels[p.name])
+			r := &pathRun{p: p, s: s, r: results[p.name]}
+			r.s.Size = s.SshuttleSize
+			if r.start(ctx) {
+				r.download(ctx)
+				r.upload(ctx)
+				r.burst(ctx)
+				r.ttfbChunk(ctx, r.s.Conns)
+			}
+			r.stopPath()
+			r.finish()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			loads = append(loads, "after sshuttle "+loadAverage())
+		}
+	}
+	for _, p := range paths {
+		if p.name == "sshuttle" || results[p.name].skipped {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: starting %s\n", labels[p.name])
+		r := &pathRun{p: p, s: s, r: results[p.name]}
+		if r.start(ctx) {
+			running = append(running, r)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
-	printTable(os.Stdout, s, results)
+	for i := range s.Rounds {
+		chunk := s.Conns / s.Rounds
+		if i < s.Conns%s.Rounds {
+			chunk++
+		}
+		fmt.Fprintf(os.Stderr, "bench: round %d/%d\n", i+1, s.Rounds)
+		// One measurement at a time for every path, so the paths compared
+		// in a round are measured seconds apart.
+		for _, phase := range []func(*pathRun){
+			func(r *pathRun) { r.download(ctx) },
+			func(r *pathRun) { r.upload(ctx) },
+			func(r *pathRun) { r.burst(ctx) },
+			func(r *pathRun) { r.ttfbChunk(ctx, chunk) },
+		} {
+			for j := range running {
+				phase(running[(i+j)%len(running)])
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		loads = append(loads, fmt.Sprintf("after round %d %s", i+1, loadAverage()))
+	}
+	for _, r := range running {
+		r.stopPath()
+		r.finish()
+	}
+	running = nil
+	printTable(os.Stdout, s, results, loads)
 	return nil
 }
 
-func measurePath(ctx context.Context, s setup, p path) *result {
-	r := &result{}
-	if p.name == "sshuttle" && s.SshuttleSize > 0 {
-		s.Size = s.SshuttleSize
-	}
-	dial, stop, err := p.start(ctx, s)
+func writeProfile(name, file string) {
+	f, err := os.Create(file)
 	if err != nil {
-		r.err = err
-		return r
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return
 	}
-	defer func() {
-		if err := stop(); err != nil {
-			r.err = errors.Join(r.err, err)
+	defer f.Close()
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+	}
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown (" + err.Error() + ")"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "load average unknown"
+	}
+	return "load average " + strings.Join(f[:3], " ")
+}
+
+// pathRun is one path being measured: every round appends to its samples.
+type pathRun struct {
+	p       path
+	s       setup
+	r       *result
+	dial    dialFunc
+	stop    func() error
+	downs   []float64
+	ups     []float64
+	cpu     [4][]float64 // client down, sshd down, client up, sshd up
+	bursts  []time.Duration
+	firsts  []time.Duration
+	stopped bool
+}
+
+// start starts the path and checks it really goes through the controller
+// (the target sees the controller's address), waiting for sshuttle's
+// firewall rules, which it installs after saying it is connected.
+func (r *pathRun) start(ctx context.Context) bool {
+	dial, stop, err := r.p.start(ctx, r.s)
+	if err != nil {
+		r.r.err = err
+		r.stopped = true
+		return false
+	}
+	r.dial, r.stop = dial, stop
+	if err := waitRoute(ctx, dial, r.s, r.p.name == "direct"); err != nil {
+		r.r.err = err
+		r.stopPath()
+		return false
+	}
+	return true
+}
+
+func (r *pathRun) stopPath() {
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	if err := r.stop(); err != nil {
+		r.r.err = errors.Join(r.r.err, err)
+	}
+}
+
+// step runs one bounded measurement; a stuck path is reported, not waited
+// for, and a failed path is measured no further.
+func (r *pathRun) step(ctx context.Context, what string, timeout time.Duration, f func(context.Context) error) {
+	if r.r.err != nil {
+		return
+	}
+	c, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := f(c); err != nil {
+		r.r.err = fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+func (r *pathRun) download(ctx context.Context) {
+	r.step(ctx, "download", 10*time.Minute, func(c context.Context) error {
+		done := r.cpuMeter(0)
+		v, err := download(c, r.dial, r.s)
+		done()
+		r.downs = append(r.downs, v)
+		return err
+	})
+}
+
+func (r *pathRun) upload(ctx context.Context) {
+	r.step(ctx, "upload", 10*time.Minute, func(c context.Context) error {
+		done := r.cpuMeter(2)
+		v, err := upload(c, r.dial, r.s)
+		done()
+		r.ups = append(r.ups, v)
+		return err
+	})
+}
+
+// cpuMeter starts measuring the CPU time of the client side and of sshd;
+// the returned function records both per GiB into r.cpu[i] and r.cpu[i+1].
+func (r *pathRun) cpuMeter(i int) func() {
+	self := os.Getpid()
+	c0, s0 := cpuTime(self), cpuTime(r.s.SSHDPID)
+	return func() {
+		gib := float64(r.s.Size) / (1 << 30)
+		r.cpu[i] = append(r.cpu[i], (cpuTime(self)-c0).Seconds()/gib)
+		r.cpu[i+1] = append(r.cpu[i+1], (cpuTime(r.s.SSHDPID)-s0).Seconds()/gib)
+	}
+}
+
+func (r *pathRun) burst(ctx context.Context) {
+	r.step(ctx, "parallel", 5*time.Minute, func(c context.Context) error {
+		d, err := burst(c, r.dial, r.s)
+		r.bursts = append(r.bursts, d)
+		return err
+	})
+}
+
+// ttfbChunk opens n new connections one after another.
+func (r *pathRun) ttfbChunk(ctx context.Context, n int) {
+	r.step(ctx, "time to first byte", 5*time.Minute, func(c context.Context) error {
+		for range n {
+			d, err := firstByte(c, r.dial, r.s)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", len(r.firsts)+1, err)
+			}
+			r.firsts = append(r.firsts, d)
 		}
-	}()
-	// Check the path really goes through the controller (the target sees
-	// the controller's address), and wait for sshuttle's firewall rules,
-	// which it installs after saying it is connected.
-	if err := waitRoute(ctx, dial, s, p.name == "direct"); err != nil {
-		r.err = err
-		return r
-	}
-	// Every measurement is bounded; a stuck path is reported, not waited for.
-	step := func(what string, timeout time.Duration, f func(context.Context) error) {
-		if r.err != nil {
-			return
+		return nil
+	})
+}
+
+func (r *pathRun) finish() {
+	if r.r.err != nil || len(r.downs) == 0 || len(r.firsts) == 0 {
+		if r.r.err == nil {
+			r.r.err = errors.New("not measured")
 		}
-		c, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if err := f(c); err != nil {
-			r.err = fmt.Errorf("%s: %w", what, err)
-		}
+		return
 	}
-	rounds := s.Rounds
-	if p.name == "sshuttle" {
-		rounds = 1 // tens of MB/s: one transfer each way is minutes already
-	}
-	var downs, ups []float64
-	var bursts []time.Duration
-	for range rounds {
-		var v float64
-		step("download", 10*time.Minute, func(c context.Context) (err error) { v, err = download(c, dial, s); downs = append(downs, v); return })
-		step("upload", 10*time.Minute, func(c context.Context) (err error) { v, err = upload(c, dial, s); ups = append(ups, v); return })
-		step("parallel", 5*time.Minute, func(c context.Context) (err error) {
-			d, err := burst(c, dial, s)
-			bursts = append(bursts, d)
-			return err
-		})
-	}
-	step("time to first byte", 5*time.Minute, func(c context.Context) (err error) { r.p50, r.p99, err = ttfb(c, dial, s); return })
-	if r.err == nil {
-		r.down, r.up, r.parallel = median(downs), median(ups), median(bursts)
-	}
-	return r
+	r.r.downs, r.r.ups = slices.Clone(r.downs), slices.Clone(r.ups)
+	r.r.down, r.r.up, r.r.parallel = median(r.downs), median(r.ups), median(r.bursts)
+	r.r.cpuDown, r.r.sshdDown, r.r.cpuUp, r.r.sshdUp = median(r.cpu[0]), median(r.cpu[1]), median(r.cpu[2]), median(r.cpu[3])
+	slices.Sort(r.firsts)
+	r.r.p50 = r.firsts[len(r.firsts)*50/100]
+	r.r.p99 = r.firsts[len(r.firsts)*99/100]
+	r.r.conns = len(r.firsts)
 }
 
 func median[T float64 | time.Duration](v []T) T {
@@ -445,19 +633,6 @@ func firstByte(ctx context.Context, dial dialFunc, s setup) (time.Duration, erro
 	return d, err
 }
 
-func ttfb(ctx context.Context, dial dialFunc, s setup) (p50, p99 time.Duration, err error) {
-	times := make([]time.Duration, 0, s.Conns)
-	for range s.Conns {
-		d, err := firstByte(ctx, dial, s)
-		if err != nil {
-			return 0, 0, fmt.Errorf("connection %d: %w", len(times)+1, err)
-		}
-		times = append(times, d)
-	}
-	slices.Sort(times)
-	return times[len(times)*50/100], times[len(times)*99/100], nil
-}
-
 func burst(ctx context.Context, dial dialFunc, s setup) (time.Duration, error) {
 	start := time.Now()
 	errs := make(chan error, s.Parallel)
@@ -476,7 +651,7 @@ func burst(ctx context.Context, dial dialFunc, s setup) (time.Duration, error) {
 
 // --- the table ---
 
-func printTable(w io.Writer, s setup, results map[string]*result) {
+func printTable(w io.Writer, s setup, results map[string]*result, loads []string) {
 	ref := results["openssh"]
 	refOK := ref != nil && !ref.skipped && ref.err == nil
 	ratio := func(v, r float64) string {
@@ -486,8 +661,9 @@ func printTable(w io.Writer, s setup, results map[string]*result) {
 		return fmt.Sprintf(" (%.2f×)", v/r)
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	fmt.Fprintf(w, "\nTunnel benchmark: %d MiB each way (sshuttle: %d MiB), %d new connections, %d in parallel; median of %d rounds (sshuttle: 1); ratio to OpenSSH in brackets\n\n",
+	fmt.Fprintf(w, "\nTunnel benchmark: %d MiB each way (sshuttle: %d MiB), %d new connections, %d in parallel; median of %d interleaved rounds (sshuttle: 1, alone); ratio to OpenSSH in brackets\n",
 		s.Size>>20, s.SshuttleSize>>20, s.Conns, s.Parallel, s.Rounds)
+	fmt.Fprintf(w, "%d CPUs, GOMAXPROCS %d; %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.Join(loads, "; "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "| path\t| download MB/s\t| upload MB/s\t| TTFB p50 ms\t| TTFB p99 ms\t| "+strconv.Itoa(s.Parallel)+" parallel ms\t|")
 	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|---\t|")
@@ -512,4 +688,28 @@ func printTable(w io.Writer, s setup, results map[string]*result) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nMB/s: higher is better; times: lower is better. MB = 10^6 bytes.")
+	fmt.Fprintln(w, "\nCPU seconds per GiB moved (median): the client side (this process with ssh or sshuttle when used) and the controller's sshd")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "| path\t| download client\t| download sshd\t| upload client\t| upload sshd\t|")
+	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|")
+	for _, p := range paths {
+		r := results[p.name]
+		if r.skipped || r.err != nil {
+			continue
+		}
+		fmt.Fprintf(tw, "| %s\t| %.2f\t| %.2f\t| %.2f\t| %.2f\t|\n", labels[p.name], r.cpuDown, r.sshdDown, r.cpuUp, r.sshdUp)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nEvery round, in order (download / upload MB/s):")
+	for _, p := range paths {
+		r := results[p.name]
+		if r.skipped || r.err != nil {
+			continue
+		}
+		var rounds []string
+		for i := range r.downs {
+			rounds = append(rounds, fmt.Sprintf("%.0f/%.0f", r.downs[i], r.ups[i]))
+		}
+		fmt.Fprintf(w, "  %-28s %s (%d new connections)\n", labels[p.name], strings.Join(rounds, "  "), r.conns)
+	}
 }
