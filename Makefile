@@ -64,12 +64,15 @@ E2E_SUITES ?= ./suites/smoke ./suites/multiaz
 ##      With STACKGATE_ENVIRONMENT or USE_EXISTING_DEVSTACK=true the suites attach instead of using the local host;
 ##      STACKGATE_LOCAL_INSTANCE=<name> makes the suites bring up (or reuse) that local instance themselves.
 e2e:
-	@if [ -z "$$STACKGATE_ENVIRONMENT$$STACKGATE_LOCAL_INSTANCE" ] && [ "$$USE_EXISTING_DEVSTACK" != "true" ]; then $(GO) run ./cmd/stackgate-local up; fi
 	@mkdir -p $(ARTIFACTS)
+	@# Compile first, so that the specs start as soon as the controller's API answers.
+	$(foreach s,$(E2E_SUITES),$(GO) test -c -o $(CURDIR)/bin/e2e/$(notdir $(s))/$(notdir $(s)).test $(s) &&) true
+	@if [ -z "$$STACKGATE_ENVIRONMENT$$STACKGATE_LOCAL_INSTANCE" ] && [ "$$USE_EXISTING_DEVSTACK" != "true" ]; then \
+	  $(GO) build -o $(CURDIR)/bin/stackgate-local ./cmd/stackgate-local && $(CURDIR)/bin/stackgate-local up; fi
 	$(GINKGO) -v --trace --nodes=$(E2E_GINKGO_PARALLEL) --timeout=$(E2E_GINKGO_TIMEOUT) \
 	  $(if $(E2E_GINKGO_FOCUS),--focus="$(E2E_GINKGO_FOCUS)") $(if $(E2E_GINKGO_SKIP),--skip="$(E2E_GINKGO_SKIP)") \
 	  --output-dir=$(ARTIFACTS) --junit-report=junit.e2e.xml --json-report=report.e2e.json $(E2E_GINKGO_ARGS) \
-	  $(E2E_SUITES) -- -e2e.artifacts-folder=$(ARTIFACTS) $(E2E_ARGS)
+	  $(foreach s,$(E2E_SUITES),$(CURDIR)/bin/e2e/$(notdir $(s))/$(notdir $(s)).test) -- -e2e.artifacts-folder=$(ARTIFACTS) $(E2E_ARGS)
 
 ## bench-e2e: make e2e timed to the first spec, to the second AZ and in total, with -p 2 against serial.
 bench-e2e:
