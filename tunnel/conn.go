@@ -12,8 +12,12 @@ import (
 // syscall fetches several 32 KiB SSH packets instead of two per packet.
 const readBufferSize = 256 << 10
 
-// copyBufferSize is the buffer for proxied connections (SOCKS5, CONNECT).
-const copyBufferSize = 256 << 10
+// Proxied connections (SOCKS5, CONNECT) are copied with a small buffer
+// first and a large one once the small one fills.
+const (
+	smallCopyBufferSize = 32 << 10
+	copyBufferSize      = 256 << 10
+)
 
 // sshSocket is the client's TCP connection to sshd. It buffers reads and
 // re-arms TCP_QUICKACK after each read from the socket. sshd sets

@@ -259,16 +259,50 @@ func pipe(client net.Conn, clientR io.Reader, target net.Conn) {
 	wg.Wait()
 }
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+var (
+	smallCopyBuffers = sync.Pool{New: func() any { b := make([]byte, smallCopyBufferSize); return &b }}
+	copyBuffers      = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+)
 
+// copyHalf copies src to dst, then half-closes dst (or closes it when src
+// failed). It starts with a small buffer, so the many short connections
+// of a burst stay cheap, and moves to a large one once a read fills the
+// small one: a bulk transfer then needs fewer, larger reads and writes.
 func copyHalf(dst net.Conn, src io.Reader) {
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
-	// Hide ReaderFrom/WriterTo so the large buffer is used.
-	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
+	err := copyAdaptive(dst, src)
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
 		_ = cw.CloseWrite()
 		return
 	}
 	_ = dst.Close()
+}
+
+func copyAdaptive(dst io.Writer, src io.Reader) error {
+	small := smallCopyBuffers.Get().(*[]byte)
+	buf := *small
+	var large *[]byte
+	defer func() {
+		smallCopyBuffers.Put(small)
+		if large != nil {
+			copyBuffers.Put(large)
+		}
+	}()
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if n == len(buf) && large == nil {
+				large = copyBuffers.Get().(*[]byte)
+				buf = *large
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			return rerr
+		}
+	}
 }
