@@ -34,7 +34,9 @@
 // Speed: the SSH socket is read through a 256 KiB buffer and TCP_QUICKACK
 // is re-armed after every read, which removes the ~40 ms stall per new
 // connection that delayed ACKs meet with Nagle's algorithm on sshd's side;
-// proxied connections are copied with 256 KiB buffers. x/crypto/ssh fixes
+// proxied connections are copied with a 32 KiB buffer that grows to
+// 256 KiB once a read fills it, so bursts of short connections stay cheap
+// and bulk transfers move in large writes. x/crypto/ssh fixes
 // the channel window at 2 MiB with 32 KiB packets, the same as OpenSSH's
 // defaults for forwarded connections.
 package tunnel

@@ -246,7 +246,7 @@ func (t *Tunnel) serveHTTP(c net.Conn, br *bufio.Reader) {
 	_ = resp.Write(c)
 }
 
-// pipe copies both ways with large buffers until both directions are done;
+// pipe copies both ways (see copyHalf) until both directions are done;
 // each direction half-closes its destination when its source ends.
 func pipe(client net.Conn, clientR io.Reader, target net.Conn) {
 	var wg sync.WaitGroup
