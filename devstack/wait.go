@@ -9,7 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/aggregates"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/allocationcandidates"
 
 	blockazs "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/availabilityzones"
 	blockservices "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/services"
@@ -302,20 +306,72 @@ func ForNetworkAgents() *Condition {
 }
 
 // ForAvailabilityZone waits until az is usable for servers and volumes: a
-// nova zone with a host whose nova-compute is available and active, and a
-// cinder zone with a cinder-volume service up and enabled.
+// nova zone with a host whose nova-compute is available and active, placement
+// offering that zone's aggregate a candidate for a one-vCPU server (what the
+// scheduler asks; nova lists a host in its zone before placement mirrors the
+// aggregate), and a cinder zone with a cinder-volume service up and enabled.
+// The placement check needs an admin cloud (the default).
 func ForAvailabilityZone(az string) *Condition {
-	return &Condition{what: fmt.Sprintf("availability zone %q (nova host with an up, enabled nova-compute and a cinder-volume up in the zone)", az), check: func(ctx context.Context, _ *Environment, _ string, c *Clients) (string, bool, error) {
+	return &Condition{what: fmt.Sprintf("availability zone %q (nova host with an up, enabled nova-compute, a placement candidate in its aggregate and a cinder-volume up in the zone)", az), check: func(ctx context.Context, _ *Environment, _ string, c *Clients) (string, bool, error) {
 		novaOK, novaSeen, err := novaZone(ctx, c, az)
 		if err != nil {
 			return "", false, err
+		}
+		placementOK, placementSeen := false, "not asked before nova shows the zone"
+		if novaOK {
+			if placementOK, placementSeen, err = placementZone(ctx, c, az); err != nil {
+				return "", false, err
+			}
 		}
 		cinderOK, cinderSeen, err := cinderZone(ctx, c, az)
 		if err != nil {
 			return "", false, err
 		}
-		return "nova: " + novaSeen + "; cinder: " + cinderSeen, novaOK && cinderOK, nil
+		return "nova: " + novaSeen + "; placement: " + placementSeen + "; cinder: " + cinderSeen, novaOK && placementOK && cinderOK, nil
 	}}
+}
+
+// placementZone asks placement, as nova's scheduler does, for a candidate
+// for a one-vCPU server among the members of az's host aggregates.
+func placementZone(ctx context.Context, c *Clients, az string) (bool, string, error) {
+	compute := *c.Compute
+	compute.Microversion = "2.41" // aggregates carry their UUID, placement's name for them
+	pages, err := aggregates.List(&compute).AllPages(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("listing nova host aggregates: %w", err)
+	}
+	aggs, err := aggregates.ExtractAggregates(pages)
+	if err != nil {
+		return false, "", err
+	}
+	var uuids []string
+	for _, a := range aggs {
+		if a.AvailabilityZone == az && a.UUID != "" {
+			uuids = append(uuids, a.UUID)
+		}
+	}
+	if len(uuids) == 0 {
+		return false, fmt.Sprintf("no host aggregate has availability_zone=%s", az), nil
+	}
+	pc, err := openstack.NewPlacementV1(c.Provider, gophercloud.EndpointOpts{Region: c.Region})
+	if err != nil {
+		return false, "", fmt.Errorf("placement endpoint: %w", err)
+	}
+	pc.Microversion = "1.21" // member_of
+	page, err := allocationcandidates.List(pc, allocationcandidates.ListOpts{
+		Resources: "VCPU:1", MemberOf: []string{"in:" + strings.Join(uuids, ",")}, Limit: 1,
+	}).AllPages(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("asking placement for allocation candidates in %s: %w", az, err)
+	}
+	cands, err := allocationcandidates.ExtractAllocationCandidates(page)
+	if err != nil {
+		return false, "", err
+	}
+	if len(cands.AllocationRequests) == 0 {
+		return false, fmt.Sprintf("no allocation candidate in aggregate(s) %s", strings.Join(uuids, ",")), nil
+	}
+	return true, fmt.Sprintf("%d candidate(s) in aggregate(s) %s", len(cands.AllocationRequests), strings.Join(uuids, ",")), nil
 }
 
 func novaZone(ctx context.Context, c *Clients, az string) (bool, string, error) {
