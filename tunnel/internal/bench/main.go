@@ -1,9 +1,11 @@
 // Command bench measures, side by side on one network-namespace topology,
 // direct routing, OpenSSH `ssh -L` (aes128-gcm@openssh.com, the Go
-// client's cipher), sshuttle, the tunnel in-process and the tunnel's SOCKS5
+// client's cipher), OpenSSH's SOCKS5 port (`ssh -D`, the like of the
+// tunnel's port: two handshake round trips per connection that -L does
+// not need), sshuttle, the tunnel in-process and the tunnel's SOCKS5
 // port: MB/s both ways for one large transfer, time to first byte over many
 // new connections, and the time for a burst of parallel connections. Every
-// figure is also given as a ratio to OpenSSH. Run it as root:
+// figure is also given as a ratio to OpenSSH's -L. Run it as root:
 //
 //	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-parallel 100] [-rounds 5]
 //
@@ -71,7 +73,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "bulk transfers and bursts per path; the median is shown (sshuttle: one)")
 	parallel := flag.Int("parallel", 100, "connections in the parallel burst")
 	var skip stringList
-	flag.Var(&skip, "skip", "path to leave out (direct, openssh, sshuttle, tunnel, socks5); repeatable")
+	flag.Var(&skip, "skip", "path to leave out (direct, openssh, openssh-socks, sshuttle, tunnel, socks5); repeatable")
 	cpuProfile := flag.String("cpuprofile", "", "write the measuring process's CPU profile (the client side: tunnel, SOCKS5 port, readers) to this file")
 	blockProfile := flag.String("blockprofile", "", "write the measuring process's block profile to this file")
 	memProfile := flag.String("memprofile", "", "write the measuring process's allocation profile to this file")

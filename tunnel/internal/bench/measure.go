@@ -53,19 +53,21 @@ type result struct {
 var paths = []path{
 	{"direct", startDirect},
 	{"openssh", startOpenSSH},
+	{"openssh-socks", startOpenSSHSOCKS},
 	{"sshuttle", startSshuttle},
 	{"tunnel", startTunnel},
 	{"socks5", startSOCKS5},
 }
 
 var labels = map[string]string{
-	"direct":   "direct routing",
-	"openssh":  "OpenSSH ssh -L (aes128-gcm)",
-	"sshuttle": "sshuttle",
-	"tunnel":   "tunnel, in-process",
-	"socks5":   "tunnel, SOCKS5 port",
-	"tunnelB":  "tunnel B",
-	"socksB":   "socks B",
+	"direct":        "direct routing",
+	"openssh":       "OpenSSH ssh -L (aes128-gcm)",
+	"openssh-socks": "OpenSSH ssh -D, SOCKS5 port",
+	"sshuttle":      "sshuttle",
+	"tunnel":        "tunnel, in-process",
+	"socks5":        "tunnel, SOCKS5 port",
+	"tunnelB":       "tunnel B",
+	"socksB":        "socks B",
 }
 
 // measure runs inside the client namespace. sshuttle goes first and alone
@@ -371,6 +373,32 @@ func startOpenSSH(ctx context.Context, s setup) (dialFunc, func() error, error) 
 	}
 	var d net.Dialer
 	return func(ctx context.Context, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", local) }, stop, nil
+}
+
+// startOpenSSHSOCKS runs ssh -D: OpenSSH's own SOCKS5 port, the like of
+// the tunnel's SOCKS5 port (ssh -L needs no handshake per connection).
+func startOpenSSHSOCKS(ctx context.Context, s setup) (dialFunc, func() error, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	local := l.Addr().String()
+	l.Close()
+	host, port, _ := net.SplitHostPort(s.ControllerSSH)
+	args := append(sshArgs(s), "-N", "-o", "ExitOnForwardFailure=yes", "-p", port, "-D", local, "root@"+host)
+	_, stop, err := startProcess("ssh", args, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := waitListening(ctx, local, 15*time.Second); err != nil {
+		return nil, nil, errors.Join(err, stop())
+	}
+	d, err := proxy.SOCKS5("tcp", local, nil, proxy.Direct)
+	if err != nil {
+		return nil, nil, errors.Join(err, stop())
+	}
+	cd := d.(proxy.ContextDialer)
+	return func(ctx context.Context, addr string) (net.Conn, error) { return cd.DialContext(ctx, "tcp", addr) }, stop, nil
 }
 
 func startSshuttle(ctx context.Context, s setup) (dialFunc, func() error, error) {
