@@ -154,6 +154,9 @@ func (e *Environment) providerClient(ctx context.Context, cloud string) (*gopher
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
+		// An API that has not answered a request within this time is stuck:
+		// fail the call instead of waiting for the caller's deadline, if any.
+		ResponseHeaderTimeout: APIResponseTimeout,
 	}}
 	if err := openstack.Authenticate(ctx, pc, *ao); err != nil {
 		if gophercloud.ResponseCodeIs(err, http.StatusUnauthorized) {
@@ -190,6 +193,10 @@ func (e *Environment) tlsConfig(entry *clientconfig.Cloud) (*tls.Config, error) 
 	}
 	return cfg, nil
 }
+
+// APIResponseTimeout bounds how long a provider client from ProviderClient
+// waits for an OpenStack API to start answering a request.
+const APIResponseTimeout = 2 * time.Minute
 
 // Clients are the service clients of one cloud of the environment.
 type Clients struct {

@@ -80,7 +80,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 		Eventually(func(ctx context.Context) []string { return volumeZones(ctx, volume) }).WithContext(ctx).
 			WithTimeout(5*time.Minute).WithPolling(2*time.Second).
 			Should(ContainElements(cfg.FailureDomain, cfg.FailureDomainAlt), "volume availability zones")
-	})
+	}, SpecTimeout(2*time.Minute))
 
 	It("boots a server in each availability zone, on that zone's host", func(ctx SpecContext) {
 		net := must(networks.Create(ctx, network, networks.CreateOpts{Name: name("net")}).Extract())
@@ -123,7 +123,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 			Expect(got.AvailabilityZone).To(Equal(node.AvailabilityZone))
 			Expect(got.Host).To(Equal(node.Name), "server in %s runs on host %s", node.AvailabilityZone, node.Name)
 		}
-	})
+	}, SpecTimeout(8*time.Minute))
 
 	It("creates a volume in each availability zone", func(ctx SpecContext) {
 		for _, az := range []string{cfg.FailureDomain, cfg.FailureDomainAlt} {
@@ -144,7 +144,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 			Expect(got.AvailabilityZone).To(Equal(az))
 			Expect(got.VolumeType).To(Equal(cfg.VolumeTypeAlt))
 		}
-	})
+	}, SpecTimeout(4*time.Minute))
 
 	It("routes a floating IP of the public network through a router", func(ctx SpecContext) {
 		pub := must(networks.ExtractNetworks(must(networks.List(network, networks.ListOpts{Name: "public"}).AllPages(ctx))))
@@ -172,7 +172,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 			}
 			return got.Status, nil
 		}).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Equal("ACTIVE"), "floating IP status (set by the L3 agent)")
-	})
+	}, SpecTimeout(4*time.Minute))
 
 	It("reuses the running environment on a second Up", func(ctx SpecContext) {
 		before := must(host.Status(ctx))
@@ -190,7 +190,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 		for _, svc := range []string{"keystone", "mariadb", "nova-api", "neutron-server", "sshd"} {
 			Expect(pid(after, svc)).To(And(Not(BeZero()), Equal(pid(before, svc))), "%s kept running with the same pid", svc)
 		}
-	})
+	}, SpecTimeout(2*time.Minute))
 })
 
 // A separate instance, so the default environment stays up.
@@ -209,7 +209,7 @@ var _ = Describe("a separate local instance", Ordered, Label("destructive"), fun
 		Expect(st.Leftovers).To(BeEmpty())
 		Expect(netns.Exists("sgcancel-controller")).To(BeFalse())
 		Expect(netns.Exists("sgcancel-worker")).To(BeFalse())
-	})
+	}, SpecTimeout(10*time.Minute))
 
 	It("adds testaz2 only once the worker has started, and Down leaves nothing behind", func(ctx SpecContext) {
 		h := local.New(local.WithInstance("sgtest"), local.WithOutput(GinkgoWriter), local.WithDeferredWorker())
@@ -257,7 +257,7 @@ var _ = Describe("a separate local instance", Ordered, Label("destructive"), fun
 		nsList := must(exec.CommandContext(ctx, "ip", "netns", "list").Output())
 		Expect(string(nsList)).NotTo(ContainSubstring("sgtest-"))
 		Expect(must(h.Status(ctx)).Leftovers).To(BeEmpty())
-	})
+	}, SpecTimeout(20*time.Minute))
 
 	It("refuses a second Up while one holds the lock", func(ctx SpecContext) {
 		// A separate instance, so the default environment's users are not refused.
@@ -276,7 +276,7 @@ var _ = Describe("a separate local instance", Ordered, Label("destructive"), fun
 		Expect(err).To(MatchError(ContainSubstring("pid")))
 		cancel()
 		Eventually(done).WithTimeout(2 * time.Minute).Should(Receive(MatchError(context.Canceled)))
-	})
+	}, SpecTimeout(15*time.Minute))
 })
 
 // cancelOn calls cancel once a progress line mentions word.

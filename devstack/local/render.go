@@ -29,8 +29,10 @@ type wsgiApp struct {
 	Port      int
 	File      string
 	Processes int
-	Env       []string
-	Argv      string
+	// Threads per process; 0 means 4.
+	Threads int
+	Env     []string
+	Argv    string
 }
 
 type nodeData struct {
@@ -76,7 +78,7 @@ func (h *Host) apps(cfg devstack.Config) []wsgiApp {
 	return []wsgiApp{
 		{Name: "keystone", Port: 5000, File: "/usr/bin/keystone-wsgi-public", Processes: 2, Env: []string{"OS_KEYSTONE_CONFIG_FILES=" + filepath.Join(etc, "keystone.conf")}},
 		{Name: "placement", Port: 8778, File: "/usr/bin/placement-api", Processes: 1, Env: []string{"OS_PLACEMENT_CONFIG_DIR=" + filepath.Join(etc, "placement")}},
-		{Name: "nova-api", Port: 8774, File: "/usr/bin/nova-api-wsgi", Processes: 1, Env: []string{"OS_NOVA_CONFIG_DIR=" + filepath.Join(etc, "nova")}},
+		{Name: "nova-api", Port: 8774, File: "/usr/bin/nova-api-wsgi", Processes: 2, Threads: 1, Env: []string{"OS_NOVA_CONFIG_DIR=" + filepath.Join(etc, "nova")}},
 		{Name: "octavia-api", Port: 9876, File: "/usr/bin/octavia-wsgi", Processes: 1, Argv: "--config-file " + filepath.Join(etc, "octavia.conf")},
 	}
 }
