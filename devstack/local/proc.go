@@ -124,9 +124,20 @@ func (h *Host) tail(name string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// serviceError names a service and shows the end of its log.
+// serviceError names a service and shows the end of its log and, for a
+// daemon that writes its errors to a log of its own (MariaDB's log-error,
+// logs/<name>-error.log), the end of that one too.
 func (h *Host) serviceError(name, what string) error {
-	return fmt.Errorf("%s %s; last lines of %s:\n%s", name, what, h.path("logs", name+".log"), h.tail(name, 25))
+	msg := fmt.Sprintf("%s %s; last lines of %s:\n%s", name, what, h.path("logs", name+".log"), h.tail(name, 25))
+	if p := h.path("logs", name+"-error.log"); fileExists(p) {
+		msg += fmt.Sprintf("\nlast lines of %s:\n%s", p, h.tail(name+"-error", 25))
+	}
+	return errors.New(msg)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // checkAlive fails with the service's log if one of names has exited.

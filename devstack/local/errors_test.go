@@ -1,0 +1,248 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/sys/unix"
+
+	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/devstack/local"
+	"github.com/stackgate/stackgate/internal/netns"
+)
+
+// buildCommand compiles cmd/stackgate-local into a directory that every user
+// may enter, removed after the spec tree that called it.
+func buildCommand(ctx context.Context) string {
+	GinkgoHelper()
+	dir, err := os.MkdirTemp("", "stackgate-local-bin-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	Expect(os.Chmod(dir, 0o755)).To(Succeed())
+	bin := filepath.Join(dir, "stackgate-local")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/stackgate/stackgate/cmd/stackgate-local").CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), "go build ./cmd/stackgate-local:\n%s", out)
+	return bin
+}
+
+// runCommand runs cmd and returns its stderr and exit code.
+func runCommand(cmd *exec.Cmd) (string, int) {
+	GinkgoHelper()
+	var stderr, stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	GinkgoWriter.Printf("%s\nstdout:\n%s\nstderr:\n%s\n", cmd, stdout.String(), stderr.String())
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return stderr.String(), exit.ExitCode()
+	}
+	Expect(err).NotTo(HaveOccurred(), "running %s", cmd)
+	return stderr.String(), 0
+}
+
+var _ = Describe("the stackgate-local command on a machine it cannot use", Ordered, func() {
+	var bin string
+
+	BeforeAll(func(ctx SpecContext) {
+		if os.Geteuid() != 0 {
+			Skip("switching to an unprivileged user and to a private mount namespace needs root")
+		}
+		bin = buildCommand(ctx)
+	}, NodeTimeout(10*time.Minute))
+
+	// If a check let the command through, it would bring up this instance:
+	// take it down again (a no-op when nothing was made).
+	downAfter := func(instance, stateDir string) {
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(local.New(local.WithInstance(instance), local.WithStateDir(stateDir)).Down(ctx)).To(Succeed())
+		}, NodeTimeout(5*time.Minute))
+	}
+
+	It("refuses to run as an unprivileged user and says to use sudo", func(ctx SpecContext) {
+		state := filepath.Join(GinkgoT().TempDir(), "state")
+		downAfter("sgroot", state)
+		cmd := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+			bin, "-instance", "sgroot", "-state-dir", state, "up")
+		stderr, code := runCommand(cmd)
+		Expect(code).NotTo(BeZero(), "exit code of up as uid 65534")
+		Expect(stderr).To(ContainSubstring("must run as root"))
+		Expect(stderr).To(ContainSubstring("run with sudo"))
+		_, err := os.Stat(state)
+		Expect(os.IsNotExist(err)).To(BeTrue(), "no state directory %s created", state)
+	}, NodeTimeout(2*time.Minute))
+
+	It("refuses a machine without /etc/debian_version", func(ctx SpecContext) {
+		// An overlay of /etc, in a private mount namespace, whose upper
+		// layer holds a whiteout for debian_version: /etc stays as it is
+		// but that one file is gone, for this command only.
+		tmp := GinkgoT().TempDir()
+		whiteout := filepath.Join(tmp, "whiteout")
+		Expect(os.Mkdir(whiteout, 0o755)).To(Succeed())
+		Expect(syscall.Mknod(filepath.Join(whiteout, "debian_version"), syscall.S_IFCHR|0o600, 0)).To(Succeed())
+		state := filepath.Join(tmp, "state")
+		downAfter("sgnodeb", state)
+		cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mount -t overlay overlay -o "lowerdir=$1:/etc" /etc && test ! -e /etc/debian_version && exec "$2" -instance sgnodeb -state-dir "$3" up`,
+			"sh", whiteout, bin, state)
+		stderr, code := runCommand(cmd)
+		Expect(code).NotTo(BeZero(), "exit code of up without /etc/debian_version")
+		Expect(stderr).To(ContainSubstring("needs Debian 12 (bookworm): /etc/debian_version not found"))
+		_, err := os.Stat(state)
+		Expect(os.IsNotExist(err)).To(BeTrue(), "no state directory %s created", state)
+		_, err = os.Stat("/etc/debian_version")
+		Expect(err).NotTo(HaveOccurred(), "/etc/debian_version of the machine untouched")
+	}, NodeTimeout(2*time.Minute))
+})
+
+// publicAddresses are the two ends of an instance's public /30 (root side,
+// controller side), derived from its name as the local host does.
+func publicAddresses(instance string) (root, ctl netip.Addr) {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(instance))
+	v := f.Sum32()
+	third, fourth := byte(1+v%255), byte((v>>8)%64*4)
+	return netip.AddrFrom4([4]byte{198, 19, third, fourth + 2}), netip.AddrFrom4([4]byte{198, 19, third, fourth + 1})
+}
+
+var _ = Describe("Up of a local instance whose public address is taken", Label("destructive"), func() {
+	It("names the address and the link holding it, says how to fix it and leaves nothing behind", func(ctx SpecContext) {
+		const instance = "sgaddr"
+		if os.Geteuid() != 0 {
+			Skip("the local host needs root (network namespaces)")
+		}
+		root, _ := publicAddresses(instance)
+		link := netns.UniqueName("sgd")
+		out, err := exec.CommandContext(ctx, "ip", "link", "add", link, "type", "veth", "peer", "name", link+"p").CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "ip link add %s type veth: %s", link, out)
+		DeferCleanup(func(ctx SpecContext) {
+			out, err := exec.CommandContext(ctx, "ip", "link", "delete", link).CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "ip link delete %s: %s", link, out)
+		})
+		// Both ends of the pair stay down: the address is assigned but routes nowhere.
+		out, err = exec.CommandContext(ctx, "ip", "addr", "add", root.String()+"/30", "dev", link).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "ip addr add %s dev %s: %s", root, link, out)
+
+		h := local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "state")), local.WithOutput(GinkgoWriter))
+		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) }, NodeTimeout(5*time.Minute))
+		_, err = h.Up(ctx, devstack.DefaultConfig())
+		Expect(err).To(HaveOccurred(), "Up with %s already on %s", root, link)
+		Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("address %s is already in use on %s", root, link)))
+		Expect(err.Error()).To(ContainSubstring("remove it or pick another instance name"))
+		expectNothingLeft(ctx, h, instance)
+	}, NodeTimeout(5*time.Minute))
+})
+
+// listenIn listens on addr inside the named network namespace. The socket
+// stays in that namespace; the calling thread is switched there and back on a
+// goroutine of its own, which ends with its thread if switching back fails.
+func listenIn(name, addr string) (net.Listener, error) {
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(filepath.Join("/run/netns", name))
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("entering namespace %s: %w", name, err)}
+			return
+		}
+		l, lerr := net.Listen("tcp", addr)
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// The thread stays locked and ends with this goroutine.
+			if l != nil {
+				l.Close()
+			}
+			done <- result{err: fmt.Errorf("returning from namespace %s: %w", name, err)}
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- result{l, lerr}
+	}()
+	r := <-done
+	return r.l, r.err
+}
+
+var _ = Describe("Up of a local instance whose database cannot start", Label("destructive"), func() {
+	It("names the service that exited, shows the end of its log and leaves nothing behind", func(ctx SpecContext) {
+		const instance = "sgdie"
+		if os.Geteuid() != 0 {
+			Skip("the local host needs root (network namespaces)")
+		}
+		h := local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "state")), local.WithOutput(GinkgoWriter))
+		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) }, NodeTimeout(5*time.Minute))
+
+		upCtx, cancel := context.WithCancel(ctx)
+		upErr := make(chan error, 1)
+		upDone := make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(upDone)
+			_, err := h.Up(upCtx, devstack.DefaultConfig())
+			upErr <- err
+		}()
+		DeferCleanup(func(ctx SpecContext) {
+			cancel()
+			select {
+			case <-upDone:
+			case <-ctx.Done():
+			}
+		}, NodeTimeout(5*time.Minute))
+
+		// MariaDB listens on port 3306 of the controller namespace; taking
+		// that port as soon as the namespace exists (MariaDB starts after
+		// the network, configs and sshd) makes it exit while starting.
+		ctlNS := instance + "-controller"
+		var l net.Listener
+		Eventually(func() error {
+			if !netns.Exists(ctlNS) {
+				return fmt.Errorf("namespace %s does not exist yet", ctlNS)
+			}
+			var err error
+			l, err = listenIn(ctlNS, "0.0.0.0:3306")
+			if errors.Is(err, syscall.EADDRINUSE) {
+				StopTrying("MariaDB of " + instance + " took port 3306 first").Wrap(err).Now()
+			}
+			return err
+		}).WithContext(ctx).WithTimeout(3*time.Minute).WithPolling(10*time.Millisecond).
+			Should(Succeed(), "listening on 0.0.0.0:3306 in namespace %s", ctlNS)
+		defer l.Close()
+
+		var err error
+		Eventually(upErr).WithContext(ctx).WithTimeout(3*time.Minute).Should(Receive(&err), "Up of %s returning", instance)
+		Expect(err).To(HaveOccurred(), "Up with port 3306 of the controller taken")
+		log := filepath.Join(h.StateDir(), "logs", "mariadb.log")
+		Expect(err.Error()).To(ContainSubstring("mariadb exited while starting"))
+		Expect(err.Error()).To(ContainSubstring("last lines of " + log))
+		Expect(err.Error()).To(MatchRegexp(`(?i)address already in use|bind on tcp/ip port`), "the cause, from MariaDB's log, in the error")
+		expectNothingLeft(ctx, h, instance)
+	}, NodeTimeout(10*time.Minute))
+})
