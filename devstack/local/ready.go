@@ -43,6 +43,26 @@ func (h *Host) adminClient(ctx context.Context, cfg devstack.Config) (*gopherclo
 	return pc, nil
 }
 
+// adminServices returns admin clients of nova, neutron and cinder, reached
+// from inside the controller namespace.
+func (h *Host) adminServices(ctx context.Context, cfg devstack.Config) (compute, network, volume *gophercloud.ServiceClient, err error) {
+	pc, err := h.adminClient(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
+	if compute, err = openstack.NewComputeV2(pc, eo); err != nil {
+		return nil, nil, nil, fmt.Errorf("compute endpoint: %w", err)
+	}
+	if network, err = openstack.NewNetworkV2(pc, eo); err != nil {
+		return nil, nil, nil, fmt.Errorf("network endpoint: %w", err)
+	}
+	if volume, err = openstack.NewBlockStorageV3(pc, eo); err != nil {
+		return nil, nil, nil, fmt.Errorf("volumev3 endpoint: %w", err)
+	}
+	return compute, network, volume, nil
+}
+
 // waitController waits until every controller API answers and its compute,
 // network agents and volume services report up. neutronUp runs once
 // neutron-server answers (it starts the neutron agents).
@@ -74,20 +94,7 @@ func (h *Host) waitController(ctx context.Context, cfg devstack.Config, neutronU
 			}
 		}
 	}
-	pc, err := h.adminClient(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	compute, err := openstack.NewComputeV2(pc, eo)
-	if err != nil {
-		return err
-	}
-	network, err := openstack.NewNetworkV2(pc, eo)
-	if err != nil {
-		return err
-	}
-	volume, err := openstack.NewBlockStorageV3(pc, eo)
+	compute, network, volume, err := h.adminServices(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -236,16 +243,7 @@ func (h *Host) WaitWorker(ctx context.Context, timeout time.Duration) error {
 		return err
 	}
 	cfg := env.Config
-	pc, err := h.adminClient(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
-	compute, err := openstack.NewComputeV2(pc, eo)
-	if err != nil {
-		return err
-	}
-	volume, err := openstack.NewBlockStorageV3(pc, eo)
+	compute, _, volume, err := h.adminServices(ctx, cfg)
 	if err != nil {
 		return err
 	}
