@@ -14,11 +14,12 @@ test: lint envtest
 	$(GO) test -count=1 -run '^$$' ./... >/dev/null
 	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" $(GO) test -p 1 -count=1 -timeout 85m $(TEST_ARGS) ./...
 
-## lint: gofmt and go vet.
+## lint: gofmt, go vet, and internal/forked/crypto is x/crypto's ssh plus its patches.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	hack/fork-crypto-ssh.sh --check
 
 ## bench: tunnel and environment benchmarks, side by side.
 bench: bench-tunnel bench-local bench-devstack bench-e2e

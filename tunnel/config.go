@@ -14,6 +14,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	sshfork "github.com/stackgate/stackgate/internal/forked/crypto/ssh"
 )
 
 // Defaults applied by Open to zero fields of Config.
@@ -75,7 +77,7 @@ type agentAuth struct {
 	conns []net.Conn
 }
 
-func (a *agentAuth) signers() ([]ssh.Signer, error) {
+func (a *agentAuth) signers() ([]sshfork.Signer, error) {
 	c, err := net.Dial("unix", a.sock)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
@@ -83,7 +85,19 @@ func (a *agentAuth) signers() ([]ssh.Signer, error) {
 	a.mu.Lock()
 	a.conns = append(a.conns, c)
 	a.mu.Unlock()
-	return agent.NewClient(c).Signers()
+	keys, err := agent.NewClient(c).Signers()
+	if err != nil {
+		return nil, fmt.Errorf("listing the keys of the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
+	}
+	signers := make([]sshfork.Signer, 0, len(keys))
+	for _, k := range keys {
+		s, err := newForkSigner(k)
+		if err != nil {
+			return nil, fmt.Errorf("SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
+		}
+		signers = append(signers, s)
+	}
+	return signers, nil
 }
 
 func (a *agentAuth) release() {
@@ -98,9 +112,9 @@ func (a *agentAuth) release() {
 	a.conns = nil
 }
 
-// validate checks cfg, fills defaults and returns the SSH client config.
-// Errors name the field and say how to fix it.
-func (cfg *Config) validate() (*ssh.ClientConfig, error) {
+// validate checks cfg, fills defaults and returns the SSH client config
+// for the controller. Errors name the field and say how to fix it.
+func (cfg *Config) validate() (*sshfork.ClientConfig, error) {
 	var errs []error
 	if cfg.Address == "" {
 		errs = append(errs, errors.New("Config.Address is empty: set it to the controller's sshd as host:port, e.g. 203.0.113.5:22"))
@@ -150,22 +164,22 @@ func (cfg *Config) validate() (*ssh.ClientConfig, error) {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
-	return &ssh.ClientConfig{
+	return &sshfork.ClientConfig{
 		User:              cfg.User,
 		Auth:              auth,
-		HostKeyCallback:   hostKey,
+		HostKeyCallback:   forkHostKeyCallback(hostKey),
 		HostKeyAlgorithms: algos,
 		Timeout:           cfg.DialTimeout,
-		Config: ssh.Config{
+		Config: sshfork.Config{
 			// AES-GCM first: hardware AES makes it the fastest cipher both
 			// sides support (it is also OpenSSH's choice on such machines).
-			Ciphers: []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305},
+			Ciphers: []string{sshfork.CipherAES128GCM, sshfork.CipherAES256GCM, sshfork.CipherChaCha20Poly1305},
 		},
 	}, nil
 }
 
-func (cfg *Config) authMethods() ([]ssh.AuthMethod, error) {
-	var methods []ssh.AuthMethod
+func (cfg *Config) authMethods() ([]sshfork.AuthMethod, error) {
+	var methods []sshfork.AuthMethod
 	key := cfg.PrivateKey
 	if cfg.PrivateKeyFile != "" {
 		if len(key) > 0 {
@@ -178,16 +192,16 @@ func (cfg *Config) authMethods() ([]ssh.AuthMethod, error) {
 		key = b
 	}
 	if len(key) > 0 {
-		signer, err := ssh.ParsePrivateKey(key)
+		signer, err := sshfork.ParsePrivateKey(key)
 		if err != nil {
-			var missing *ssh.PassphraseMissingError
+			var missing *sshfork.PassphraseMissingError
 			if errors.As(err, &missing) {
 				return nil, errors.New("Config.PrivateKey is encrypted with a passphrase: load it into an SSH agent and set Config.Agent instead")
 			}
 			// The parser's message never contains key material.
 			return nil, fmt.Errorf("Config.PrivateKey cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", err)
 		}
-		methods = append(methods, ssh.PublicKeys(signer))
+		methods = append(methods, sshfork.PublicKeys(signer))
 	}
 	if cfg.Agent {
 		sock := os.Getenv("SSH_AUTH_SOCK")
@@ -195,7 +209,7 @@ func (cfg *Config) authMethods() ([]ssh.AuthMethod, error) {
 			return nil, errors.New("Config.Agent is set but SSH_AUTH_SOCK is empty: start ssh-agent or pass Config.PrivateKey")
 		}
 		cfg.agent = &agentAuth{sock: sock}
-		methods = append(methods, ssh.PublicKeysCallback(cfg.agent.signers))
+		methods = append(methods, sshfork.PublicKeysCallback(cfg.agent.signers))
 	}
 	if len(methods) == 0 {
 		return nil, errors.New("no credentials: set Config.PrivateKey, Config.PrivateKeyFile or Config.Agent")

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/crypto/ssh"
+
+	sshfork "github.com/stackgate/stackgate/internal/forked/crypto/ssh"
 )
 
 var (
@@ -28,7 +30,7 @@ var (
 // when it drops, that carries connections to the configured routes.
 type Tunnel struct {
 	cfg    Config
-	sshCfg *ssh.ClientConfig
+	sshCfg *sshfork.ClientConfig
 	log    logr.Logger
 	direct net.Dialer
 
@@ -53,7 +55,7 @@ type Tunnel struct {
 // sshConn is one SSH connection; dead is closed once it is gone, with err
 // saying why.
 type sshConn struct {
-	*ssh.Client
+	*sshfork.Client
 	dead chan struct{}
 
 	mu  sync.Mutex
@@ -122,7 +124,7 @@ func (t *Tunnel) dial(ctx context.Context) (*sshConn, error) {
 	}
 	// The handshake honours ctx: closing the socket aborts it.
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
-	cc, chans, reqs, err := ssh.NewClientConn(conn, t.cfg.Address, t.sshCfg)
+	cc, chans, reqs, err := sshfork.NewClientConn(conn, t.cfg.Address, t.sshCfg)
 	t.cfg.agent.release()
 	if !stop() {
 		if err == nil {
@@ -134,7 +136,7 @@ func (t *Tunnel) dial(ctx context.Context) (*sshConn, error) {
 		_ = raw.Close()
 		return nil, err
 	}
-	c := &sshConn{Client: ssh.NewClient(cc, chans, reqs), dead: make(chan struct{})}
+	c := &sshConn{Client: sshfork.NewClient(cc, chans, reqs), dead: make(chan struct{})}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -352,9 +354,11 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err == nil {
 		return conn, nil
 	}
-	var refused *ssh.OpenChannelError
+	var refused *sshfork.OpenChannelError
 	switch {
 	case errors.As(err, &refused):
+		// x/crypto/ssh's own error type, so callers need not know the fork.
+		err = &ssh.OpenChannelError{Reason: ssh.RejectionReason(refused.Reason), Message: refused.Message}
 		return nil, fmt.Errorf("tunnel: dial %s: the controller %s could not connect: %w", addr, t.cfg.Address, err)
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("tunnel: dial %s through %s: %w", addr, t.cfg.Address, ctx.Err())

@@ -26,6 +26,8 @@ type buffer struct {
 type element struct {
 	buf  []byte
 	next *element
+	// stackgate: the packet buf was cut from, released once read.
+	packet []byte
 }
 
 // newBuffer returns an empty buffer that is not closed.
@@ -42,8 +44,14 @@ func newBuffer() *buffer {
 // write makes buf available for Read to receive.
 // buf must not be modified after the call to write.
 func (b *buffer) write(buf []byte) {
+	b.writePacket(buf, nil)
+}
+
+// writePacket is write for buf cut from packet, which the buffer releases
+// to the packet pool once buf has been read (stackgate).
+func (b *buffer) writePacket(buf, packet []byte) {
 	b.Cond.L.Lock()
-	e := &element{buf: buf}
+	e := &element{buf: buf, packet: packet}
 	b.tail.next = e
 	b.tail = e
 	b.Cond.Signal()
@@ -75,6 +83,10 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 		}
 		// if there is a next buffer, make it the head
 		if len(b.head.buf) == 0 && b.head != b.tail {
+			if b.head.packet != nil {
+				releasePacket(b.head.packet)
+				b.head.packet = nil
+			}
 			b.head = b.head.next
 			continue
 		}

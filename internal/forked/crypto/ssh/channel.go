@@ -21,7 +21,10 @@ const (
 	// the minimum.
 	channelMaxPacket = 1 << 15
 	// We follow OpenSSH here.
-	channelWindowSize = 64 * channelMaxPacket
+	// stackgate: twice upstream's window. Window adjusts are sent only
+	// once half of it is used (see adjustWindow), so the sender still has
+	// at least upstream's 2 MiB in flight on a long round trip.
+	channelWindowSize = 128 * channelMaxPacket
 )
 
 // NewChannel represents an incoming request to a channel. It must either be
@@ -363,7 +366,7 @@ func (ch *channel) handleData(packet []byte) error {
 			return err
 		}
 	} else {
-		ch.pending.write(data)
+		ch.pending.writePacket(data, packet)
 	}
 	return nil
 }
@@ -374,8 +377,11 @@ func (c *channel) adjustWindow(adj uint32) error {
 	// exceed the initial window setting, we don't worry about overflow.
 	c.myConsumed += adj
 	var sendAdj uint32
-	if (channelWindowSize-c.myWindow > 3*c.maxIncomingPayload) ||
-		(c.myWindow < channelWindowSize/2) {
+	// stackgate: adjust once half the window is used, as Dropbear and
+	// PuTTY do. Upstream also adjusts whenever three packets are
+	// outstanding, which during a bulk download is one extra packet and
+	// write(2) for every 96 KiB received.
+	if c.myWindow < channelWindowSize/2 {
 		sendAdj = c.myConsumed
 		c.myConsumed = 0
 		c.myWindow += sendAdj

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"sync"
 )
 
 // debugTransport if set, will print packet types as they go over the
@@ -173,7 +174,7 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 
 	// The packet may point to an internal buffer, so copy the
 	// packet out here.
-	fresh := make([]byte, len(packet))
+	fresh := newPacket(len(packet))
 	copy(fresh, packet)
 
 	return fresh, err
@@ -380,4 +381,32 @@ func readVersion(r io.Reader) ([]byte, error) {
 		versionString = versionString[:len(versionString)-1]
 	}
 	return versionString, nil
+}
+
+// stackgate: packets the size of channel data come from a pool, and a
+// channel's buffer returns them once its reader has copied them out
+// (buffer.Read). Upstream allocates a fresh packet for every read, which
+// during a bulk download is 32 KiB of zeroed heap per packet and most of
+// the client's garbage-collection work.
+const pooledPacketSize = channelMaxPacket + 256
+
+var packetPool = sync.Pool{New: func() any { p := make([]byte, pooledPacketSize); return &p }}
+
+// newPacket returns a buffer of n bytes, from the pool when n is the size
+// of channel data.
+func newPacket(n int) []byte {
+	if n < channelMaxPacket/8 || n > pooledPacketSize {
+		return make([]byte, n)
+	}
+	return (*packetPool.Get().(*[]byte))[:n]
+}
+
+// releasePacket gives a packet from newPacket back to the pool; nothing
+// may use it afterwards.
+func releasePacket(p []byte) {
+	if cap(p) != pooledPacketSize {
+		return
+	}
+	p = p[:cap(p)]
+	packetPool.Put(&p)
 }
