@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,4 +61,50 @@ func cpuTime(pid int) time.Duration {
 		todo = append(todo, children[p]...)
 	}
 	return total
+}
+
+// busyCPUs is the machine's busy time from /proc/stat's first line (every
+// field but idle and iowait), in clock ticks.
+func busyCPUs() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// settle waits, at most maxSettle, until the machine has been less than a
+// quarter busy over one 50 ms sample: the previous measurement's tail (sshd
+// closing a hundred channels, sockets winding down) must not fall on the
+// next path's figures. It reports whether the machine settled.
+func settle(ctx context.Context) bool {
+	const (
+		sample    = 50 * time.Millisecond
+		maxSettle = 3 * time.Second
+	)
+	deadline := time.Now().Add(maxSettle)
+	b0, t0 := busyCPUs()
+	for time.Now().Before(deadline) {
+		t := time.NewTimer(sample)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		b1, t1 := busyCPUs()
+		if t1 > t0 && float64(b1-b0)/float64(t1-t0) < 0.25 {
+			return true
+		}
+		b0, t0 = b1, t1
+	}
+	return false
 }

@@ -149,6 +149,7 @@ func measure(setupFile string) error {
 			return ctx.Err()
 		}
 	}
+	unsettled := 0 // measurements started on a machine still busy after 3 s
 	for i := range s.Rounds {
 		chunk := s.Conns / s.Rounds
 		if i < s.Conns%s.Rounds {
@@ -164,6 +165,9 @@ func measure(setupFile string) error {
 			func(r *pathRun) { r.ttfbChunk(ctx, chunk) },
 		} {
 			for j := range running {
+				if !settle(ctx) {
+					unsettled++
+				}
 				phase(running[(i+j)%len(running)])
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -177,6 +181,9 @@ func measure(setupFile string) error {
 		r.finish()
 	}
 	running = nil
+	if unsettled > 0 {
+		loads = append(loads, fmt.Sprintf("%d measurements started with the machine still over a quarter busy after 3 s", unsettled))
+	}
 	printTable(os.Stdout, s, results, loads)
 	return nil
 }
