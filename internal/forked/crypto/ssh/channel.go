@@ -202,6 +202,10 @@ type channel struct {
 
 	incomingRequests chan *Request
 
+	// discardInbound makes the mux's read loop refuse the peer's channel
+	// requests and drop its stderr data itself (see openChannelContext).
+	discardInbound bool
+
 	sentEOF bool
 
 	// thread-safe data
@@ -350,7 +354,7 @@ func (ch *channel) handleData(packet []byte) error {
 	ch.myWindow -= length
 	ch.windowMu.Unlock()
 
-	if extended == 1 {
+	if extended == 1 && !ch.discardInbound {
 		ch.extPending.write(data)
 	} else if extended > 0 {
 		// RFC 4254, Section 5.2 defines no extended data types other
@@ -504,6 +508,16 @@ func (ch *channel) handlePacket(packet []byte) error {
 			return fmt.Errorf("ssh: invalid window update for %d bytes", msg.AdditionalBytes)
 		}
 	case *channelRequestMsg:
+		if ch.discardInbound {
+			if !msg.WantReply {
+				return nil
+			}
+			// io.EOF: this side has sent its close; as in handleData.
+			if err := ch.sendMessage(channelRequestFailureMsg{PeersID: ch.remoteId}); err != nil && err != io.EOF {
+				return err
+			}
+			return nil
+		}
 		req := Request{
 			Type:      msg.Request,
 			WantReply: msg.WantReply,

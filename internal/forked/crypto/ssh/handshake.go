@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // debugHandshake, if set, prints messages sent and received.  Key
@@ -94,6 +95,13 @@ type handshakeTransport struct {
 	writePacketsLeft uint32
 	writeBytesLeft   int64
 	userAuthComplete bool // whether the user authentication phase is complete
+
+	// writers counts the writePacket calls that have started and not yet
+	// ended. A call that knows another one is waiting for mu leaves its
+	// packet in the transport's write buffer, and the last call out
+	// flushes: the packets of concurrent writers (many channels opening or
+	// closing at once) leave in one write instead of one write each.
+	writers atomic.Int32
 
 	// If the read loop wants to schedule a kex, it pings this
 	// channel, and the write loop will send out a kex
@@ -265,6 +273,44 @@ func (t *handshakeTransport) pushPacket(p []byte) error {
 		t.printPacket(p, true)
 	}
 	return t.conn.writePacket(p)
+}
+
+// deferredWriter is a transport that can buffer a packet without sending
+// it, and send what it buffered later.
+type deferredWriter interface {
+	writePacketDeferred([]byte) error
+	flush() error
+}
+
+// pushPacketDeferred writes p like pushPacket, but leaves it buffered when
+// another writePacket call is waiting for t.mu: that call, or the last of
+// several, flushes it in endWrite.
+func (t *handshakeTransport) pushPacketDeferred(p []byte) error {
+	dw, ok := t.conn.(deferredWriter)
+	if !ok || t.writers.Load() < 2 {
+		return t.pushPacket(p)
+	}
+	if debugHandshake {
+		t.printPacket(p, true)
+	}
+	return dw.writePacketDeferred(p)
+}
+
+// endWrite ends a writePacket call; t.mu is held. The last call out
+// flushes what earlier calls left buffered. While a key exchange runs
+// (t.sentInitMsg is set) the transport belongs to kexLoop, which sent its
+// kexInit with a flush, so nothing is left buffered then and nothing is
+// touched.
+func (t *handshakeTransport) endWrite() {
+	if t.writers.Add(-1) > 0 || t.sentInitMsg != nil || t.writeError != nil {
+		return
+	}
+	if dw, ok := t.conn.(deferredWriter); ok {
+		if err := dw.flush(); err != nil {
+			t.writeError = err
+			t.writeCond.Broadcast()
+		}
+	}
 }
 
 func (t *handshakeTransport) getWriteError() error {
@@ -577,8 +623,10 @@ func (t *handshakeTransport) sendKexInit() error {
 var errSendBannerPhase = errors.New("ssh: SendAuthBanner outside of authentication phase")
 
 func (t *handshakeTransport) writePacket(p []byte) error {
+	t.writers.Add(1)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.endWrite()
 
 	switch p[0] {
 	case msgKexInit:
@@ -626,7 +674,7 @@ func (t *handshakeTransport) writePacket(p []byte) error {
 		t.requestKeyExchange()
 	}
 
-	if err := t.pushPacket(p); err != nil {
+	if err := t.pushPacketDeferred(p); err != nil {
 		t.writeError = err
 		t.writeCond.Broadcast()
 	}

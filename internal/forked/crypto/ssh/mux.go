@@ -5,6 +5,7 @@
 package ssh
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -344,7 +345,17 @@ func (m *mux) OpenChannel(chanType string, extra []byte) (Channel, <-chan *Reque
 }
 
 func (m *mux) openChannel(chanType string, extra []byte) (*channel, error) {
+	return m.openChannelContext(context.Background(), chanType, extra, false)
+}
+
+// openChannelContext is openChannel that stops waiting for the peer's
+// answer when ctx is done; a channel the peer confirms after that is
+// closed. A channel opened with discardInbound answers the peer's channel
+// requests with a failure and drops its stderr data in the mux's read
+// loop, so it needs no goroutines to drain them.
+func (m *mux) openChannelContext(ctx context.Context, chanType string, extra []byte, discardInbound bool) (*channel, error) {
 	ch := m.newChannel(chanType, channelOutbound, extra)
+	ch.discardInbound = discardInbound
 
 	open := channelOpenMsg{
 		ChanType:         chanType,
@@ -357,7 +368,22 @@ func (m *mux) openChannel(chanType string, extra []byte) (*channel, error) {
 		return nil, err
 	}
 
-	switch msg := (<-ch.msg).(type) {
+	select {
+	case msg := <-ch.msg:
+		return ch.openResult(msg)
+	case <-ctx.Done():
+		go func() {
+			if ch, err := ch.openResult(<-ch.msg); err == nil {
+				ch.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// openResult is the outcome of opening ch, given the peer's answer.
+func (ch *channel) openResult(msg interface{}) (*channel, error) {
+	switch msg := msg.(type) {
 	case *channelOpenConfirmMsg:
 		return ch, nil
 	case *channelOpenFailureMsg:

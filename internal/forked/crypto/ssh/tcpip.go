@@ -381,6 +381,13 @@ func (c *Client) DialContext(ctx context.Context, n, addr string) (net.Conn, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if _, ok := c.Conn.(*connection); ok {
+		switch n {
+		case "tcp", "tcp4", "tcp6":
+			// The channel's opening honours ctx itself: no goroutine.
+			return c.dialTCPContext(ctx, addr)
+		}
+	}
 	type connErr struct {
 		conn net.Conn
 		err  error
@@ -410,29 +417,7 @@ func (c *Client) Dial(n, addr string) (net.Conn, error) {
 	var ch Channel
 	switch n {
 	case "tcp", "tcp4", "tcp6":
-		// Parse the address into host and numeric port.
-		host, portString, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		port, err := strconv.ParseUint(portString, 10, 16)
-		if err != nil {
-			return nil, err
-		}
-		ch, err = c.dial(net.IPv4zero.String(), 0, host, int(port))
-		if err != nil {
-			return nil, err
-		}
-		// Use a zero address for local and remote address.
-		zeroAddr := &net.TCPAddr{
-			IP:   net.IPv4zero,
-			Port: 0,
-		}
-		return &chanConn{
-			Channel: ch,
-			laddr:   zeroAddr,
-			raddr:   zeroAddr,
-		}, nil
+		return c.dialTCPContext(context.Background(), addr)
 	case "unix":
 		var err error
 		ch, err = c.dialStreamLocal(addr)
@@ -453,6 +438,34 @@ func (c *Client) Dial(n, addr string) (net.Conn, error) {
 	default:
 		return nil, fmt.Errorf("ssh: unsupported protocol: %s", n)
 	}
+}
+
+// dialTCPContext is Dial for the tcp networks; the opening of the channel
+// stops when ctx is done.
+func (c *Client) dialTCPContext(ctx context.Context, addr string) (net.Conn, error) {
+	// Parse the address into host and numeric port.
+	host, portString, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portString, 10, 16)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := c.dialContext(ctx, net.IPv4zero.String(), 0, host, int(port))
+	if err != nil {
+		return nil, err
+	}
+	// Use a zero address for local and remote address.
+	zeroAddr := &net.TCPAddr{
+		IP:   net.IPv4zero,
+		Port: 0,
+	}
+	return &chanConn{
+		Channel: ch,
+		laddr:   zeroAddr,
+		raddr:   zeroAddr,
+	}, nil
 }
 
 // DialTCP connects to the remote address raddr on the network net,
@@ -485,11 +498,26 @@ type channelOpenDirectMsg struct {
 }
 
 func (c *Client) dial(laddr string, lport int, raddr string, rport int) (Channel, error) {
+	return c.dialContext(context.Background(), laddr, lport, raddr, rport)
+}
+
+// dialContext opens a direct-tcpip channel. On this package's own
+// connection the mux refuses the channel's requests and drops its stderr
+// data, and ctx bounds the opening; other Conns get the two goroutines
+// that drain them, and ctx is not used.
+func (c *Client) dialContext(ctx context.Context, laddr string, lport int, raddr string, rport int) (Channel, error) {
 	msg := channelOpenDirectMsg{
 		raddr: raddr,
 		rport: uint32(rport),
 		laddr: laddr,
 		lport: uint32(lport),
+	}
+	if conn, ok := c.Conn.(*connection); ok {
+		ch, err := conn.openChannelContext(ctx, "direct-tcpip", Marshal(&msg), true)
+		if err != nil {
+			return nil, err
+		}
+		return ch, nil
 	}
 	ch, in, err := c.OpenChannel("direct-tcpip", Marshal(&msg))
 	if err != nil {

@@ -184,18 +184,34 @@ func (t *transport) writePacket(packet []byte) error {
 	if debugTransport {
 		t.printPacket(packet, true)
 	}
-	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode)
+	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode, true)
 }
 
-func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []byte, strictMode bool) error {
+// writePacketDeferred encrypts packet into the write buffer and leaves it
+// there; flush, or the next writePacket, sends it.
+func (t *transport) writePacketDeferred(packet []byte) error {
+	if debugTransport {
+		t.printPacket(packet, true)
+	}
+	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode, false)
+}
+
+// flush sends the packets writePacketDeferred left in the write buffer.
+func (t *transport) flush() error {
+	return t.bufWriter.Flush()
+}
+
+func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []byte, strictMode bool, flush bool) error {
 	changeKeys := len(packet) > 0 && packet[0] == msgNewKeys
 
 	err := s.packetCipher.writeCipherPacket(s.seqNum, w, rand, packet)
 	if err != nil {
 		return err
 	}
-	if err = w.Flush(); err != nil {
-		return err
+	if flush || changeKeys {
+		if err = w.Flush(); err != nil {
+			return err
+		}
 	}
 	s.seqNum++
 	if changeKeys {
