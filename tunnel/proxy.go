@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"syscall"
@@ -81,17 +83,26 @@ func (t *Tunnel) untrack(c net.Conn) {
 	_ = c.Close()
 }
 
+// clientReaders holds the buffered readers of proxied connections: a
+// burst of connections then reuses a few instead of allocating (and
+// zeroing) one each.
+var clientReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 func (t *Tunnel) serveConn(c net.Conn) {
-	br := bufio.NewReader(c)
+	br := clientReaders.Get().(*bufio.Reader)
+	br.Reset(c)
 	first, err := br.Peek(1)
-	if err != nil {
+	if err == nil && first[0] != 5 {
+		// Not pooled: a plain request's body reads from br, and
+		// http.Transport may still do so after RoundTrip returns.
+		t.serveHTTP(c, br)
 		return
 	}
-	if first[0] == 5 {
-		t.serveSOCKS5(c, br)
-		return
+	if err == nil {
+		t.serveSOCKS5(c, br) // returns when both directions are done
 	}
-	t.serveHTTP(c, br)
+	br.Reset(nil)
+	clientReaders.Put(br)
 }
 
 // SOCKS5 reply codes (RFC 1928 section 6).
@@ -105,66 +116,75 @@ const (
 	socksAddressUnsupported = 8
 )
 
+// socksNoAuth is the method selection reply: no authentication.
+var socksNoAuth = []byte{5, 0}
+
+// socksNoAcceptableMethod refuses a client that offers only methods with
+// authentication.
+var socksNoAcceptableMethod = []byte{5, 0xff}
+
 func (t *Tunnel) serveSOCKS5(c net.Conn, br *bufio.Reader) {
-	// Greeting: VER NMETHODS METHODS...
-	hdr := make([]byte, 2)
-	if _, err := io.ReadFull(br, hdr); err != nil {
+	// Greeting: VER NMETHODS METHODS... Read in place (Peek, then
+	// Discard): a burst of connections allocates nothing here.
+	hdr, err := br.Peek(2)
+	if err != nil {
 		return
 	}
-	methods := make([]byte, hdr[1])
-	if _, err := io.ReadFull(br, methods); err != nil {
+	n := 2 + int(hdr[1])
+	greeting, err := br.Peek(n)
+	if err != nil {
 		return
 	}
-	noAuth := false
-	for _, m := range methods {
-		noAuth = noAuth || m == 0
-	}
+	noAuth := bytes.IndexByte(greeting[2:], 0) >= 0
+	_, _ = br.Discard(n)
 	if !noAuth {
-		_, _ = c.Write([]byte{5, 0xff})
+		_, _ = c.Write(socksNoAcceptableMethod)
 		return
 	}
-	if _, err := c.Write([]byte{5, 0}); err != nil {
+	if _, err := c.Write(socksNoAuth); err != nil {
 		return
 	}
 	// Request: VER CMD RSV ATYP DST.ADDR DST.PORT
-	req := make([]byte, 4)
-	if _, err := io.ReadFull(br, req); err != nil {
+	req, err := br.Peek(4)
+	if err != nil {
 		return
 	}
-	var host string
-	switch req[3] {
-	case 1, 4:
-		ip := make([]byte, 4)
-		if req[3] == 4 {
-			ip = make([]byte, 16)
-		}
-		if _, err := io.ReadFull(br, ip); err != nil {
-			return
-		}
-		host = net.IP(ip).String()
+	cmd, atyp := req[1], req[3]
+	var addrLen, addrStart int
+	switch atyp {
+	case 1:
+		addrStart, addrLen = 4, net.IPv4len
+	case 4:
+		addrStart, addrLen = 4, net.IPv6len
 	case 3:
-		n, err := br.ReadByte()
+		b, err := br.Peek(5)
 		if err != nil {
 			return
 		}
-		name := make([]byte, n)
-		if _, err := io.ReadFull(br, name); err != nil {
-			return
-		}
-		host = string(name)
+		addrStart, addrLen = 5, int(b[4])
 	default:
 		socksReply(c, socksAddressUnsupported)
 		return
 	}
-	portBytes := make([]byte, 2)
-	if _, err := io.ReadFull(br, portBytes); err != nil {
+	n = addrStart + addrLen + 2
+	req, err = br.Peek(n)
+	if err != nil {
 		return
 	}
-	if req[1] != 1 {
+	var host string
+	if atyp == 3 {
+		host = string(req[addrStart : addrStart+addrLen])
+	} else {
+		ip, _ := netip.AddrFromSlice(req[addrStart : addrStart+addrLen])
+		host = ip.Unmap().String()
+	}
+	port := binary.BigEndian.Uint16(req[n-2:])
+	_, _ = br.Discard(n)
+	if cmd != 1 {
 		socksReply(c, socksCommandUnsupported)
 		return
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(portBytes))))
+	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	target, err := t.proxyDial(addr)
 	if err != nil {
 		t.log.V(1).Info("socks5 dial failed", "target", addr, "error", err.Error())

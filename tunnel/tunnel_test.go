@@ -274,6 +274,40 @@ var _ = Describe("Tunnel", func() {
 			Expect(err).NotTo(HaveOccurred())
 			conn.Close()
 		})
+
+		It("speaks SOCKS5 byte by byte: one byte per write, IPv4-mapped IPv6 targets, and the refusals of RFC 1928", func(ctx SpecContext) {
+			// exchange sends each of writes one byte at a time and returns
+			// the n bytes answered.
+			exchange := func(n int, writes ...[]byte) []byte {
+				GinkgoHelper()
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				Expect(err).NotTo(HaveOccurred())
+				defer c.Close()
+				Expect(c.SetDeadline(time.Now().Add(20 * time.Second))).To(Succeed())
+				for _, w := range writes {
+					for _, b := range w {
+						_, err := c.Write([]byte{b})
+						Expect(err).NotTo(HaveOccurred())
+					}
+				}
+				got := make([]byte, n)
+				_, err = io.ReadFull(c, got)
+				Expect(err).NotTo(HaveOccurred())
+				return got
+			}
+			greeting := []byte{5, 2, 2, 0} // offers user/password and none
+			mapped := append([]byte{5, 1, 0, 4}, netip.MustParseAddr("::ffff:"+testbed.PrivateHost).AsSlice()...)
+			mapped = append(mapped, byte(testbed.HTTPPort>>8), byte(testbed.HTTPPort&0xff))
+			get := []byte("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+			answer := exchange(2+10+len("HTTP/1.1 200"), greeting, mapped, get)
+			Expect(answer[:2]).To(Equal([]byte{5, 0}), "method: no authentication")
+			Expect(answer[2:4]).To(Equal([]byte{5, 0}), "reply: succeeded")
+			Expect(string(answer[12:])).To(Equal("HTTP/1.1 200"))
+
+			Expect(exchange(2, []byte{5, 1, 2})).To(Equal([]byte{5, 0xff}), "a client offering only user/password is refused")
+			Expect(exchange(4, greeting, []byte{5, 2, 0, 1, 10, 0, 3, 10, 0, 80})[2:]).To(Equal([]byte{5, 7}), "BIND: command not supported")
+			Expect(exchange(4, greeting, []byte{5, 1, 0, 9})[2:]).To(Equal([]byte{5, 8}), "an unknown address type")
+		})
 	})
 
 	Describe("jumps", func() {
