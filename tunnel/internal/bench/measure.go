@@ -43,8 +43,9 @@ type result struct {
 	parallel   time.Duration
 	err        error
 	skipped    bool
-	downs, ups []float64 // every round, in order
-	conns      int       // new connections behind p50/p99
+	downs, ups []float64       // every round, in order
+	bursts     []time.Duration // every burst, sorted
+	conns      int             // new connections behind p50/p99
 	// CPU seconds per GiB: the client side (this process and its helpers)
 	// and the controller's sshd, downloading and uploading.
 	cpuDown, cpuUp, sshdDown, sshdUp float64
@@ -161,7 +162,14 @@ func measure(setupFile string) error {
 		for _, phase := range []func(*pathRun){
 			func(r *pathRun) { r.download(ctx) },
 			func(r *pathRun) { r.upload(ctx) },
-			func(r *pathRun) { r.burst(ctx) },
+			func(r *pathRun) {
+				for k := range s.Bursts {
+					if k > 0 && !settle(ctx) {
+						unsettled++
+					}
+					r.burst(ctx)
+				}
+			},
 			func(r *pathRun) { r.ttfbChunk(ctx, chunk) },
 		} {
 			for j := range running {
@@ -333,6 +341,7 @@ func (r *pathRun) finish() {
 	}
 	r.r.downs, r.r.ups = slices.Clone(r.downs), slices.Clone(r.ups)
 	r.r.down, r.r.up, r.r.parallel = median(r.downs), median(r.ups), median(r.bursts)
+	r.r.bursts = slices.Clone(r.bursts) // sorted by median
 	r.r.cpuDown, r.r.sshdDown, r.r.cpuUp, r.r.sshdUp = median(r.cpu[0]), median(r.cpu[1]), median(r.cpu[2]), median(r.cpu[3])
 	slices.Sort(r.firsts)
 	r.r.p50 = r.firsts[len(r.firsts)*50/100]
@@ -696,8 +705,8 @@ func printTable(w io.Writer, s setup, results map[string]*result, loads []string
 		return fmt.Sprintf(" (%.2f×)", v/r)
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	fmt.Fprintf(w, "\nTunnel benchmark: %d MiB each way (sshuttle: %d MiB), %d new connections, %d in parallel; median of %d interleaved rounds (sshuttle: 1, alone); ratio to OpenSSH in brackets\n",
-		s.Size>>20, s.SshuttleSize>>20, s.Conns, s.Parallel, s.Rounds)
+	fmt.Fprintf(w, "\nTunnel benchmark: %d MiB each way (sshuttle: %d MiB), %d new connections, %d in parallel; median of %d interleaved rounds, and of %d bursts (%d a round); sshuttle: one of each, alone; ratio to OpenSSH in brackets\n",
+		s.Size>>20, s.SshuttleSize>>20, s.Conns, s.Parallel, s.Rounds, s.Rounds*s.Bursts, s.Bursts)
 	fmt.Fprintf(w, "%d CPUs, GOMAXPROCS %d; %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.Join(loads, "; "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "| path\t| download MB/s\t| upload MB/s\t| TTFB p50 ms\t| TTFB p99 ms\t| "+strconv.Itoa(s.Parallel)+" parallel ms\t|")
@@ -746,5 +755,15 @@ func printTable(w io.Writer, s setup, results map[string]*result, loads []string
 			rounds = append(rounds, fmt.Sprintf("%.0f/%.0f", r.downs[i], r.ups[i]))
 		}
 		fmt.Fprintf(w, "  %-28s %s (%d new connections)\n", labels[p.name], strings.Join(rounds, "  "), r.conns)
+	}
+	fmt.Fprintf(w, "\nBursts of %d, ms: fastest / first quartile / median / third quartile / slowest (how many)\n", s.Parallel)
+	for _, p := range paths {
+		r := results[p.name]
+		if r.skipped || r.err != nil || len(r.bursts) == 0 {
+			continue
+		}
+		b := r.bursts
+		fmt.Fprintf(w, "  %-28s %.1f / %.1f / %.1f / %.1f / %.1f (%d)\n", labels[p.name],
+			ms(b[0]), ms(b[len(b)/4]), ms(b[len(b)/2]), ms(b[len(b)*3/4]), ms(b[len(b)-1]), len(b))
 	}
 }
