@@ -11,9 +11,10 @@ import (
 )
 
 // The connection to the controller carries every routed byte, so it uses
-// internal/forked/crypto/ssh: golang.org/x/crypto/ssh with two patches
-// for bulk transfers (received packets are pooled, window adjusts are sent
-// at half the window). The public API keeps x/crypto/ssh's types: host-key
+// internal/forked/crypto/ssh: golang.org/x/crypto/ssh with patches for
+// bulk transfers (received packets are pooled, window adjusts are sent at
+// half the window) and for bursts of connections (concurrent packets leave
+// in one write, a dial starts no goroutines). The public API keeps x/crypto/ssh's types: host-key
 // callbacks and agent signers are adapted here, and Jump's hops use
 // x/crypto/ssh itself.
 
