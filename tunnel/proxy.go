@@ -92,14 +92,15 @@ func (t *Tunnel) serveConn(c net.Conn) {
 	br := clientReaders.Get().(*bufio.Reader)
 	br.Reset(c)
 	first, err := br.Peek(1)
-	if err == nil && first[0] != 5 {
+	switch {
+	case err != nil:
+	case first[0] == 5:
+		t.serveSOCKS5(c, br) // returns when both directions are done
+	default:
 		// Not pooled: a plain request's body reads from br, and
 		// http.Transport may still do so after RoundTrip returns.
 		t.serveHTTP(c, br)
 		return
-	}
-	if err == nil {
-		t.serveSOCKS5(c, br) // returns when both directions are done
 	}
 	br.Reset(nil)
 	clientReaders.Put(br)

@@ -340,8 +340,9 @@ func (r *pathRun) finish() {
 		return
 	}
 	r.r.downs, r.r.ups = slices.Clone(r.downs), slices.Clone(r.ups)
-	r.r.down, r.r.up, r.r.parallel = median(r.downs), median(r.ups), median(r.bursts)
-	r.r.bursts = slices.Clone(r.bursts) // sorted by median
+	r.r.down, r.r.up = median(r.downs), median(r.ups)
+	r.r.bursts = slices.Sorted(slices.Values(r.bursts))
+	r.r.parallel = r.r.bursts[len(r.r.bursts)/2]
 	r.r.cpuDown, r.r.sshdDown, r.r.cpuUp, r.r.sshdUp = median(r.cpu[0]), median(r.cpu[1]), median(r.cpu[2]), median(r.cpu[3])
 	slices.Sort(r.firsts)
 	r.r.p50 = r.firsts[len(r.firsts)*50/100]
