@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -267,16 +268,31 @@ func (t *Tunnel) serveHTTP(c net.Conn, br *bufio.Reader) {
 	_ = resp.Write(c)
 }
 
-// pipe copies both ways (see copyHalf) until both directions are done;
-// each direction half-closes its destination when its source ends.
+// pipe copies both ways until both directions are done. A direction that
+// ends first half-closes its destination (see halfClose). The one that ends
+// last closes the target outright: with both directions over, the SSH
+// channel needs only CHANNEL_CLOSE, not EOF and then CLOSE (RFC 4254
+// section 5.3 allows a close without EOF), which spares a packet, a write
+// and a wake-up of the server per connection. The client socket is closed
+// by the caller.
 func pipe(client net.Conn, clientR io.Reader, target net.Conn) {
+	var ended atomic.Int32
+	last := func() bool { return ended.Add(1) == 2 }
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		copyHalf(target, clientR)
+		if err := copyAdaptive(target, clientR); err == nil && !last() {
+			halfClose(target)
+			return
+		}
+		_ = target.Close()
 	}()
-	copyHalf(client, target)
+	if err := copyAdaptive(client, target); err == nil && !last() {
+		halfClose(client)
+	} else {
+		_ = client.Close()
+	}
 	wg.Wait()
 }
 
@@ -285,19 +301,20 @@ var (
 	copyBuffers      = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 )
 
-// copyHalf copies src to dst, then half-closes dst (or closes it when src
-// failed). It starts with a small buffer, so the many short connections
-// of a burst stay cheap, and moves to a large one once a read fills the
-// small one: a bulk transfer then needs fewer, larger reads and writes.
-func copyHalf(dst net.Conn, src io.Reader) {
-	err := copyAdaptive(dst, src)
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
+// halfClose ends the writing side of c (a TCP FIN, an SSH channel's EOF),
+// or closes it when it has no such side.
+func halfClose(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 		return
 	}
-	_ = dst.Close()
+	_ = c.Close()
 }
 
+// copyAdaptive copies src to dst. It starts with a small buffer, so the
+// many short connections of a burst stay cheap, and moves to a large one
+// once a read fills the small one: a bulk transfer then needs fewer, larger
+// reads and writes.
 func copyAdaptive(dst io.Writer, src io.Reader) error {
 	small := smallCopyBuffers.Get().(*[]byte)
 	buf := *small

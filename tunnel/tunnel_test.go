@@ -1,6 +1,7 @@
 package tunnel_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -87,6 +88,20 @@ func get(c *http.Client, u string) (string, error) {
 		return "", fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
 	}
 	return string(b), nil
+}
+
+// closeWriter is a connection that can end its writing side alone.
+type closeWriter interface{ CloseWrite() error }
+
+// dialerFunc makes a function a proxy.Dialer.
+type dialerFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (f dialerFunc) Dial(network, addr string) (net.Conn, error) {
+	return f(context.Background(), network, addr)
+}
+
+func (f dialerFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f(ctx, network, addr)
 }
 
 var _ = Describe("Tunnel", func() {
@@ -273,6 +288,51 @@ var _ = Describe("Tunnel", func() {
 			conn, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", "10.0.3.10:8080")
 			Expect(err).NotTo(HaveOccurred())
 			conn.Close()
+		})
+
+		It("carries a half-close both ways: the client's end of writing reaches the target, the answer still comes back, then EOF", func(ctx SpecContext) {
+			// The SOCKS5 client's conn does not expose CloseWrite; keep the
+			// TCP conn under it.
+			var tcp *net.TCPConn
+			socks, err := proxy.SOCKS5("tcp", addr, nil, dialerFunc(func(ctx context.Context, network, a string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+				if err == nil {
+					tcp = c.(*net.TCPConn)
+				}
+				return c, err
+			}))
+			Expect(err).NotTo(HaveOccurred())
+			target := net.JoinHostPort(testbed.PrivateHost, strconv.Itoa(testbed.CountPort))
+			for name, dial := range map[string]func() (net.Conn, closeWriter, error){
+				"SOCKS5": func() (net.Conn, closeWriter, error) {
+					c, err := socks.(proxy.ContextDialer).DialContext(ctx, "tcp", target)
+					return c, tcp, err
+				},
+				"in-process": func() (net.Conn, closeWriter, error) {
+					c, err := t.DialContext(ctx, "tcp", target)
+					cw, _ := c.(closeWriter)
+					return c, cw, err
+				},
+			} {
+				conn, cw, err := dial()
+				Expect(err).NotTo(HaveOccurred(), name)
+				Expect(cw).NotTo(BeNil(), name)
+				// Channels over SSH take no deadlines: bound the exchange by
+				// closing the conn.
+				bounded, cancel := context.WithTimeout(ctx, 20*time.Second)
+				stop := context.AfterFunc(bounded, func() { conn.Close() })
+				// More than the small first copy buffer, so both buffers are used.
+				sent := bytes.Repeat([]byte("x"), 100_000)
+				_, err = conn.Write(sent)
+				Expect(err).NotTo(HaveOccurred(), name)
+				Expect(cw.CloseWrite()).To(Succeed(), name)
+				answer, err := io.ReadAll(conn) // ends only at the target's EOF
+				Expect(err).NotTo(HaveOccurred(), name)
+				Expect(string(answer)).To(Equal(fmt.Sprintf("%d\n", len(sent))), name)
+				Expect(stop()).To(BeTrue(), "%s: the exchange took longer than 20 s", name)
+				cancel()
+				conn.Close() // an SSH channel the server closed first answers io.EOF
+			}
 		})
 
 		It("speaks SOCKS5 byte by byte: one byte per write, IPv4-mapped IPv6 targets, and the refusals of RFC 1928", func(ctx SpecContext) {

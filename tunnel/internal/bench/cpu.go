@@ -9,24 +9,12 @@ import (
 	"time"
 )
 
-// clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on
-// every Linux this runs on).
-const clockTick = 10 * time.Millisecond
-
-// cpuTime is the user plus system CPU time of pid and of every process
-// below it, read from /proc. Processes that exit between two readings are
-// lost from the second, so it is used only around a transfer whose
-// processes outlive it (the paths' helpers and sshd's per-connection
-// server, which lives as long as the SSH connection).
-func cpuTime(pid int) time.Duration {
+// processTree lists pid and every process below it, from /proc.
+func processTree(pid int) []int {
 	if pid <= 0 {
-		return 0
+		return nil
 	}
-	type proc struct {
-		ppid int
-		cpu  time.Duration
-	}
-	procs := map[int]proc{}
+	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
@@ -37,30 +25,58 @@ func cpuTime(pid int) time.Duration {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ... utime stime: comm may hold spaces, so
-		// count fields after the last ')'.
+		// pid (comm) state ppid ...: comm may hold spaces, so count fields
+		// after the last ')'.
 		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 13 {
+		if len(f) < 2 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
-		utime, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		procs[p] = proc{ppid, time.Duration(utime+stime) * clockTick}
+		children[ppid] = append(children[ppid], p)
 	}
-	children := map[int][]int{}
-	for p, pr := range procs {
-		children[pr.ppid] = append(children[pr.ppid], p)
+	tree := []int{pid}
+	for i := 0; i < len(tree); i++ {
+		tree = append(tree, children[tree[i]]...)
 	}
+	return tree
+}
+
+// cpuOf is the CPU time of every thread of pids, from the scheduler's
+// statistics (/proc/<pid>/task/<tid>/schedstat, in nanoseconds: the clock
+// ticks of /proc/<pid>/stat are too coarse for a 30 ms burst). A process
+// that exits between two readings is lost from the second, so it is used
+// only around work whose processes outlive it (the paths' helpers and
+// sshd's per-connection server, which lives as long as the SSH
+// connection).
+func cpuOf(pids []int) time.Duration {
 	var total time.Duration
-	todo := []int{pid}
-	for len(todo) > 0 {
-		p := todo[len(todo)-1]
-		todo = todo[:len(todo)-1]
-		total += procs[p].cpu
-		todo = append(todo, children[p]...)
+	for _, pid := range pids {
+		dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+		tasks, _ := os.ReadDir(dir)
+		for _, t := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+			if err != nil {
+				continue
+			}
+			run, _, _ := strings.Cut(string(b), " ")
+			ns, _ := strconv.ParseInt(run, 10, 64)
+			total += time.Duration(ns)
+		}
 	}
 	return total
+}
+
+// cpuMeter measures the CPU time of two process trees, the client side
+// (this process with its helpers) and the controller's sshd, from the call
+// until the returned function is called. The trees are listed before the
+// first reading, so listing them is not counted.
+func cpuMeter(sshdPID int) func() (client, sshd time.Duration) {
+	clients, sshds := processTree(os.Getpid()), processTree(sshdPID)
+	c0, s0 := cpuOf(clients), cpuOf(sshds)
+	return func() (time.Duration, time.Duration) {
+		c1, s1 := cpuOf(clients), cpuOf(sshds)
+		return c1 - c0, s1 - s0
+	}
 }
 
 // busyCPUs is the machine's busy time from /proc/stat's first line (every

@@ -49,6 +49,8 @@ type result struct {
 	// CPU seconds per GiB: the client side (this process and its helpers)
 	// and the controller's sshd, downloading and uploading.
 	cpuDown, cpuUp, sshdDown, sshdUp float64
+	// CPU time per burst (median): the client side and sshd.
+	burstCPU, burstSSHD time.Duration
 }
 
 var paths = []path{
@@ -67,8 +69,6 @@ var labels = map[string]string{
 	"sshuttle":      "sshuttle",
 	"tunnel":        "tunnel, in-process",
 	"socks5":        "tunnel, SOCKS5 port",
-	"tunnelB":       "tunnel B",
-	"socksB":        "socks B",
 }
 
 // measure runs inside the client namespace. sshuttle goes first and alone
@@ -223,17 +223,18 @@ func loadAverage() string {
 
 // pathRun is one path being measured: every round appends to its samples.
 type pathRun struct {
-	p       path
-	s       setup
-	r       *result
-	dial    dialFunc
-	stop    func() error
-	downs   []float64
-	ups     []float64
-	cpu     [4][]float64 // client down, sshd down, client up, sshd up
-	bursts  []time.Duration
-	firsts  []time.Duration
-	stopped bool
+	p        path
+	s        setup
+	r        *result
+	dial     dialFunc
+	stop     func() error
+	downs    []float64
+	ups      []float64
+	cpu      [4][]float64 // client down, sshd down, client up, sshd up
+	bursts   []time.Duration
+	burstCPU [2][]time.Duration // client side, sshd: one per burst
+	firsts   []time.Duration
+	stopped  bool
 }
 
 // start starts the path and checks it really goes through the controller
@@ -280,7 +281,7 @@ func (r *pathRun) step(ctx context.Context, what string, timeout time.Duration, 
 
 func (r *pathRun) download(ctx context.Context) {
 	r.step(ctx, "download", 10*time.Minute, func(c context.Context) error {
-		done := r.cpuMeter(0)
+		done := r.meterTransfer(0)
 		v, err := download(c, r.dial, r.s)
 		done()
 		r.downs = append(r.downs, v)
@@ -290,7 +291,7 @@ func (r *pathRun) download(ctx context.Context) {
 
 func (r *pathRun) upload(ctx context.Context) {
 	r.step(ctx, "upload", 10*time.Minute, func(c context.Context) error {
-		done := r.cpuMeter(2)
+		done := r.meterTransfer(2)
 		v, err := upload(c, r.dial, r.s)
 		done()
 		r.ups = append(r.ups, v)
@@ -298,22 +299,27 @@ func (r *pathRun) upload(ctx context.Context) {
 	})
 }
 
-// cpuMeter starts measuring the CPU time of the client side and of sshd;
-// the returned function records both per GiB into r.cpu[i] and r.cpu[i+1].
-func (r *pathRun) cpuMeter(i int) func() {
-	self := os.Getpid()
-	c0, s0 := cpuTime(self), cpuTime(r.s.SSHDPID)
+// meterTransfer starts measuring the CPU time of the client side and of
+// sshd; the returned function records both per GiB into r.cpu[i] and
+// r.cpu[i+1].
+func (r *pathRun) meterTransfer(i int) func() {
+	meter := cpuMeter(r.s.SSHDPID)
 	return func() {
+		client, sshd := meter()
 		gib := float64(r.s.Size) / (1 << 30)
-		r.cpu[i] = append(r.cpu[i], (cpuTime(self)-c0).Seconds()/gib)
-		r.cpu[i+1] = append(r.cpu[i+1], (cpuTime(r.s.SSHDPID)-s0).Seconds()/gib)
+		r.cpu[i] = append(r.cpu[i], client.Seconds()/gib)
+		r.cpu[i+1] = append(r.cpu[i+1], sshd.Seconds()/gib)
 	}
 }
 
 func (r *pathRun) burst(ctx context.Context) {
 	r.step(ctx, "parallel", 5*time.Minute, func(c context.Context) error {
+		meter := cpuMeter(r.s.SSHDPID)
 		d, err := burst(c, r.dial, r.s)
+		client, sshd := meter()
 		r.bursts = append(r.bursts, d)
+		r.burstCPU[0] = append(r.burstCPU[0], client)
+		r.burstCPU[1] = append(r.burstCPU[1], sshd)
 		return err
 	})
 }
@@ -344,6 +350,7 @@ func (r *pathRun) finish() {
 	r.r.bursts = slices.Sorted(slices.Values(r.bursts))
 	r.r.parallel = r.r.bursts[len(r.r.bursts)/2]
 	r.r.cpuDown, r.r.sshdDown, r.r.cpuUp, r.r.sshdUp = median(r.cpu[0]), median(r.cpu[1]), median(r.cpu[2]), median(r.cpu[3])
+	r.r.burstCPU, r.r.burstSSHD = median(r.burstCPU[0]), median(r.burstCPU[1])
 	slices.Sort(r.firsts)
 	r.r.p50 = r.firsts[len(r.firsts)*50/100]
 	r.r.p99 = r.firsts[len(r.firsts)*99/100]
@@ -733,16 +740,16 @@ func printTable(w io.Writer, s setup, results map[string]*result, loads []string
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nMB/s: higher is better; times: lower is better. MB = 10^6 bytes.")
-	fmt.Fprintln(w, "\nCPU seconds per GiB moved (median): the client side (this process with ssh or sshuttle when used) and the controller's sshd")
+	fmt.Fprintf(w, "\nCPU time (median): the client side (this process: the clients, the tunnel and its SOCKS5 port; with ssh or sshuttle when used) and the controller's sshd, in seconds per GiB moved and in milliseconds per burst of %d\n", s.Parallel)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "| path\t| download client\t| download sshd\t| upload client\t| upload sshd\t|")
-	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|")
+	fmt.Fprintln(tw, "| path\t| download client\t| download sshd\t| upload client\t| upload sshd\t| burst client\t| burst sshd\t|")
+	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|")
 	for _, p := range paths {
 		r := results[p.name]
 		if r.skipped || r.err != nil {
 			continue
 		}
-		fmt.Fprintf(tw, "| %s\t| %.2f\t| %.2f\t| %.2f\t| %.2f\t|\n", labels[p.name], r.cpuDown, r.sshdDown, r.cpuUp, r.sshdUp)
+		fmt.Fprintf(tw, "| %s\t| %.2f\t| %.2f\t| %.2f\t| %.2f\t| %.1f\t| %.1f\t|\n", labels[p.name], r.cpuDown, r.sshdDown, r.cpuUp, r.sshdUp, ms(r.burstCPU), ms(r.burstSSHD))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nEvery round, in order (download / upload MB/s):")

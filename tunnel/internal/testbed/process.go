@@ -240,10 +240,39 @@ func RunHelperIfRequested() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	host, _, _ := net.SplitHostPort(addr)
+	cl, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(CountPort)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	go serveCount(cl)
 	fmt.Println(helperMarker, addr)
 	err = (&http.Server{Handler: Handler(addr), ReadHeaderTimeout: 10 * time.Second}).Serve(l)
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
+}
+
+// serveCount answers each connection on l, once the client has ended its
+// writing side, with the number of bytes it sent, then closes: a service
+// that needs a half-close to get through.
+func serveCount(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		go func() {
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(time.Minute))
+			n, err := io.Copy(io.Discard, c)
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%d\n", n)
+		}()
+	}
 }
 
 // Handler answers:

@@ -39,6 +39,9 @@ const (
 	FloatingName = "floating.test"
 	// HTTPPort is where every HTTP helper listens.
 	HTTPPort = 8080
+	// CountPort is where every HTTP helper also answers a connection, once
+	// the client has half-closed it, with the number of bytes it sent.
+	CountPort = 8081
 	// User is the SSH login on every sshd.
 	User = "root"
 )
