@@ -2,8 +2,9 @@
 // direct routing, OpenSSH `ssh -L` (aes128-gcm@openssh.com, the Go
 // client's cipher), OpenSSH's SOCKS5 port (`ssh -D`, the like of the
 // tunnel's port: two handshake round trips per connection that -L does
-// not need), sshuttle, the tunnel in-process and the tunnel's SOCKS5
-// port: MB/s both ways for one large transfer, time to first byte over many
+// not need), sshuttle, the tunnel in-process, and the tunnel's proxy port
+// with SOCKS5 and with HTTP CONNECT (one round trip; what clients that
+// follow HTTPS_PROXY use): MB/s both ways for one large transfer, time to first byte over many
 // new connections, and the time for a burst of parallel connections. Every
 // figure is also given as a ratio to OpenSSH's -L. Run it as root:
 //
@@ -75,7 +76,7 @@ func main() {
 	bursts := flag.Int("bursts", 5, "parallel bursts per path in each round, each on a settled machine: a burst lasts tens of milliseconds, so one per round is too few samples for a stable median")
 	parallel := flag.Int("parallel", 100, "connections in the parallel burst")
 	var skip stringList
-	flag.Var(&skip, "skip", "path to leave out (direct, openssh, openssh-socks, sshuttle, tunnel, socks5); repeatable")
+	flag.Var(&skip, "skip", "path to leave out (direct, openssh, openssh-socks, sshuttle, tunnel, socks5, connect); repeatable")
 	cpuProfile := flag.String("cpuprofile", "", "write the measuring process's CPU profile (the client side: tunnel, SOCKS5 port, readers) to this file")
 	blockProfile := flag.String("blockprofile", "", "write the measuring process's block profile to this file")
 	memProfile := flag.String("memprofile", "", "write the measuring process's allocation profile to this file")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -60,6 +61,7 @@ var paths = []path{
 	{"sshuttle", startSshuttle},
 	{"tunnel", startTunnel},
 	{"socks5", startSOCKS5},
+	{"connect", startCONNECT},
 }
 
 var labels = map[string]string{
@@ -69,6 +71,7 @@ var labels = map[string]string{
 	"sshuttle":      "sshuttle",
 	"tunnel":        "tunnel, in-process",
 	"socks5":        "tunnel, SOCKS5 port",
+	"connect":       "tunnel, HTTP CONNECT",
 }
 
 // measure runs inside the client namespace. sshuttle goes first and alone
@@ -456,21 +459,73 @@ func startTunnel(ctx context.Context, s setup) (dialFunc, func() error, error) {
 }
 
 func startSOCKS5(ctx context.Context, s setup) (dialFunc, func() error, error) {
-	t, err := openTunnel(ctx, s)
+	addr, stop, err := serveTunnel(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	d, err := proxy.SOCKS5("tcp", addr, nil, proxy.Direct)
 	if err != nil {
-		return nil, nil, errors.Join(err, t.Close())
+		return nil, nil, errors.Join(err, stop())
+	}
+	cd := d.(proxy.ContextDialer)
+	return func(ctx context.Context, addr string) (net.Conn, error) { return cd.DialContext(ctx, "tcp", addr) }, stop, nil
+}
+
+// startCONNECT goes through the same port as startSOCKS5 with HTTP CONNECT,
+// as clients do that follow HTTPS_PROXY (kubectl, podman, kind).
+func startCONNECT(ctx context.Context, s setup) (dialFunc, func() error, error) {
+	proxyAddr, stop, err := serveTunnel(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	var d net.Dialer
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, "tcp", proxyAddr)
+		if err != nil {
+			return nil, err
+		}
+		defer closeOnDone(ctx, c)()
+		if _, err := io.WriteString(c, "CONNECT "+addr+" HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+			c.Close()
+			return nil, err
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("CONNECT %s: %w", addr, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			c.Close()
+			return nil, fmt.Errorf("CONNECT %s: %s", addr, resp.Status)
+		}
+		return &bufferedConn{c, br}, nil
+	}, stop, nil
+}
+
+// bufferedConn reads through the reader that took the CONNECT answer.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// serveTunnel opens a tunnel and serves its proxy port on loopback. The
+// listener sets no TCP keepalive on the connections it accepts, as
+// OpenSSH's forwarding listeners do not: on loopback it has nothing to
+// detect, and it costs four system calls per connection.
+func serveTunnel(ctx context.Context, s setup) (string, func() error, error) {
+	t, err := openTunnel(ctx, s)
+	if err != nil {
+		return "", nil, err
+	}
+	l, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, errors.Join(err, t.Close())
 	}
 	served := make(chan error, 1)
 	go func() { served <- t.Serve(l) }()
-	d, err := proxy.SOCKS5("tcp", l.Addr().String(), nil, proxy.Direct)
-	if err != nil {
-		return nil, nil, errors.Join(err, t.Close())
-	}
-	cd := d.(proxy.ContextDialer)
 	stop := func() error {
 		err := t.Close()
 		if serr := <-served; !errors.Is(serr, tunnel.ErrClosed) {
@@ -478,7 +533,7 @@ func startSOCKS5(ctx context.Context, s setup) (dialFunc, func() error, error) {
 		}
 		return err
 	}
-	return func(ctx context.Context, addr string) (net.Conn, error) { return cd.DialContext(ctx, "tcp", addr) }, stop, nil
+	return l.Addr().String(), stop, nil
 }
 
 // startProcess starts a client-side helper and, when marker is set, waits
@@ -740,7 +795,7 @@ func printTable(w io.Writer, s setup, results map[string]*result, loads []string
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nMB/s: higher is better; times: lower is better. MB = 10^6 bytes.")
-	fmt.Fprintf(w, "\nCPU time (median): the client side (this process: the clients, the tunnel and its SOCKS5 port; with ssh or sshuttle when used) and the controller's sshd, in seconds per GiB moved and in milliseconds per burst of %d\n", s.Parallel)
+	fmt.Fprintf(w, "\nCPU time (median): the client side (this process: the clients, the tunnel and its proxy port; with ssh or sshuttle when used) and the controller's sshd, in seconds per GiB moved and in milliseconds per burst of %d\n", s.Parallel)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "| path\t| download client\t| download sshd\t| upload client\t| upload sshd\t| burst client\t| burst sshd\t|")
 	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|")
