@@ -21,6 +21,9 @@
 //
 // DialContext plugs into net/http (Transport, HTTPClient) and into
 // x/crypto/ssh (Jump reaches a bastion and, from it, a node behind it).
+// A connection carried over SSH takes no deadlines (SetDeadline returns an
+// error, as x/crypto/ssh's do): bound its use with a context that closes
+// it, as net/http does.
 // Serve offers the same routing to other processes as a SOCKS5 and HTTP
 // proxy on one port; Env gives the variables that point them at it.
 //
@@ -36,11 +39,13 @@
 // received packets are pooled instead of allocated afresh; window adjusts
 // are sent once half of a 4 MiB window is used instead of every 96 KiB;
 // packets written while another writer waits leave in one write; and a
-// dial starts no goroutines of its own. Jump's hops use x/crypto/ssh itself, and every public type is
-// x/crypto/ssh's. The SSH socket is read through a 256 KiB buffer and
+// dial starts no goroutines of its own. Jump's hops use x/crypto/ssh
+// itself, and every public type is x/crypto/ssh's. The SSH socket is read through a 256 KiB buffer and
 // TCP_QUICKACK is re-armed after every read, which removes the ~40 ms
 // stall per new connection that delayed ACKs meet with Nagle's algorithm on
 // sshd's side; proxied connections are copied with a 32 KiB buffer that
 // grows to 256 KiB once a read fills it, so bursts of short connections
-// stay cheap and bulk transfers move in large writes.
+// stay cheap and bulk transfers move in large writes. A proxied connection
+// closes its channel with CLOSE alone once both directions have ended,
+// one packet fewer than EOF then CLOSE.
 package tunnel
