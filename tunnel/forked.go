@@ -14,9 +14,9 @@ import (
 // internal/forked/crypto/ssh: golang.org/x/crypto/ssh with patches for
 // bulk transfers (received packets are pooled, window adjusts are sent at
 // half the window) and for bursts of connections (concurrent packets leave
-// in one write, a dial starts no goroutines). The public API keeps x/crypto/ssh's types: host-key
-// callbacks and agent signers are adapted here, and Jump's hops use
-// x/crypto/ssh itself.
+// in one write, a dial starts no goroutines). The public API keeps
+// x/crypto/ssh's types: host-key callbacks and agent signers are adapted
+// here, and Jump's hops use x/crypto/ssh itself.
 
 // forkHostKeyCallback checks the controller's key with an x/crypto/ssh
 // callback (PinnedHostKey, knownhosts).

@@ -4,9 +4,10 @@
 // tunnel's port: two handshake round trips per connection that -L does
 // not need), sshuttle, the tunnel in-process, and the tunnel's proxy port
 // with SOCKS5 and with HTTP CONNECT (one round trip; what clients that
-// follow HTTPS_PROXY use): MB/s both ways for one large transfer, time to first byte over many
-// new connections, and the time for a burst of parallel connections. Every
-// figure is also given as a ratio to OpenSSH's -L. Run it as root:
+// follow HTTPS_PROXY use): MB/s both ways for one large transfer, time to
+// first byte over many new connections, and the time and CPU time of a
+// burst of parallel connections. Every figure is also given as a ratio to
+// OpenSSH's -L. Run it as root:
 //
 //	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-parallel 100] [-rounds 5] [-bursts 5]
 //

@@ -382,21 +382,9 @@ func sshArgs(s setup) []string {
 }
 
 func startOpenSSH(ctx context.Context, s setup) (dialFunc, func() error, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	local, stop, err := startSSHPort(ctx, s, func(local string) []string { return []string{"-L", local + ":" + s.Target} })
 	if err != nil {
 		return nil, nil, err
-	}
-	local := l.Addr().String()
-	l.Close()
-	host, port, _ := net.SplitHostPort(s.ControllerSSH)
-	args := append(sshArgs(s), "-N", "-o", "ExitOnForwardFailure=yes", "-p", port,
-		"-L", local+":"+s.Target, "root@"+host)
-	_, stop, err := startProcess("ssh", args, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := waitListening(ctx, local, 15*time.Second); err != nil {
-		return nil, nil, errors.Join(err, stop())
 	}
 	var d net.Dialer
 	return func(ctx context.Context, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", local) }, stop, nil
@@ -405,22 +393,38 @@ func startOpenSSH(ctx context.Context, s setup) (dialFunc, func() error, error) 
 // startOpenSSHSOCKS runs ssh -D: OpenSSH's own SOCKS5 port, the like of
 // the tunnel's SOCKS5 port (ssh -L needs no handshake per connection).
 func startOpenSSHSOCKS(ctx context.Context, s setup) (dialFunc, func() error, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	local, stop, err := startSSHPort(ctx, s, func(local string) []string { return []string{"-D", local} })
 	if err != nil {
 		return nil, nil, err
+	}
+	return socksDialer(local, stop)
+}
+
+// startSSHPort runs ssh with the forwarding that forward gives for a free
+// loopback address, and waits until ssh listens there.
+func startSSHPort(ctx context.Context, s setup, forward func(local string) []string) (string, func() error, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
 	}
 	local := l.Addr().String()
 	l.Close()
 	host, port, _ := net.SplitHostPort(s.ControllerSSH)
-	args := append(sshArgs(s), "-N", "-o", "ExitOnForwardFailure=yes", "-p", port, "-D", local, "root@"+host)
+	args := append(sshArgs(s), "-N", "-o", "ExitOnForwardFailure=yes", "-p", port)
+	args = append(append(args, forward(local)...), "root@"+host)
 	_, stop, err := startProcess("ssh", args, "")
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	if err := waitListening(ctx, local, 15*time.Second); err != nil {
-		return nil, nil, errors.Join(err, stop())
+		return "", nil, errors.Join(err, stop())
 	}
-	d, err := proxy.SOCKS5("tcp", local, nil, proxy.Direct)
+	return local, stop, nil
+}
+
+// socksDialer dials through the SOCKS5 port at addr; stop ends the port.
+func socksDialer(addr string, stop func() error) (dialFunc, func() error, error) {
+	d, err := proxy.SOCKS5("tcp", addr, nil, proxy.Direct)
 	if err != nil {
 		return nil, nil, errors.Join(err, stop())
 	}
@@ -463,12 +467,7 @@ func startSOCKS5(ctx context.Context, s setup) (dialFunc, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := proxy.SOCKS5("tcp", addr, nil, proxy.Direct)
-	if err != nil {
-		return nil, nil, errors.Join(err, stop())
-	}
-	cd := d.(proxy.ContextDialer)
-	return func(ctx context.Context, addr string) (net.Conn, error) { return cd.DialContext(ctx, "tcp", addr) }, stop, nil
+	return socksDialer(addr, stop)
 }
 
 // startCONNECT goes through the same port as startSOCKS5 with HTTP CONNECT,
