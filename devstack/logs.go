@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +60,8 @@ type nodeArtifacts struct {
 // services (openstack/). Logs come from StateDir for a local host and over
 // SSH otherwise. Every file is redacted: the passwords of clouds.yaml and
 // every credential found in the configuration never reach the artifacts.
+// Key material (TLS and SSH keys, keystone's fernet and credential keys,
+// secret files) is never read; a remote node leaves it out of what it sends.
 // It returns the tarballs written; an error says what could not be
 // collected (the tarballs then hold the rest, and errors.txt says what is missing).
 func (e *Environment) CollectLogs(ctx context.Context, dir string) ([]string, error) {
@@ -129,8 +132,8 @@ func workerFile(name string) bool {
 }
 
 // localArtifacts reads the logs and configuration a local host keeps in
-// StateDir (logs/ and etc/). Key material (ssh/, secret files, *.pem, keys)
-// is never read.
+// StateDir (logs/ and etc/). Key material (see sensitiveNames) is never
+// read, nor anything below a directory named like it.
 func (e *Environment) localArtifacts(ctl, wrk *nodeArtifacts) error {
 	var errs []error
 	walk := func(sub string, add func(n *nodeArtifacts, a artifact)) {
@@ -139,7 +142,13 @@ func (e *Environment) localArtifacts(ctl, wrk *nodeArtifacts) error {
 			if err != nil {
 				return err
 			}
-			if !d.Type().IsRegular() || sensitiveFile(d.Name()) {
+			if sensitiveFile(d.Name()) {
+				if d.IsDir() {
+					return filepath.SkipDir // key directories: fernet-keys, credential-keys
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
 				return nil
 			}
 			rel, _ := filepath.Rel(root, p)
@@ -163,18 +172,70 @@ func (e *Environment) localArtifacts(ctl, wrk *nodeArtifacts) error {
 	return errors.Join(errs...)
 }
 
+// sensitiveNames are the file and directory names (glob patterns, lower
+// case) that hold key material: TLS and SSH keys, keystone's fernet and
+// credential keys, secret files. Log collection reads nothing at or below
+// them.
+var sensitiveNames = []string{"*.pem", "*.key", "*secret*", "id_*", "*host_key*", "authorized_keys", "*fernet*", "*credential*"}
+
+// sensitiveFile says whether a file or directory name holds key material.
 func sensitiveFile(name string) bool {
 	n := strings.ToLower(name)
-	return strings.HasSuffix(n, ".pem") || strings.HasSuffix(n, ".key") || strings.Contains(n, "secret") ||
-		strings.HasPrefix(n, "id_") || strings.Contains(n, "host_key") || n == "authorized_keys" || strings.Contains(n, "fernet")
+	for _, pattern := range sensitiveNames {
+		if ok, _ := path.Match(pattern, n); ok {
+			return true
+		}
+	}
+	return false
 }
 
-// remoteCommands collect a DevStack node's logs (journald units
-// devstack@*) and configuration over SSH.
-const (
-	remoteUnits   = `systemctl list-units 'devstack@*' --all --no-legend --plain 2>/dev/null | awk '{print $1}'`
-	remoteConfigs = `sudo tar -C / --ignore-failed-read -cf - etc/keystone etc/nova etc/neutron etc/glance etc/cinder etc/placement etc/octavia opt/stack/devstack/local.conf 2>/dev/null; true`
-)
+// sensitivePath says whether any element of a slash-separated path holds
+// key material: etc/keystone/fernet-keys/0 does, by its directory.
+func sensitivePath(p string) bool {
+	return slices.ContainsFunc(strings.Split(p, "/"), sensitiveFile)
+}
+
+// remoteNode says how CollectLogs reads a remote node over SSH.
+type remoteNode struct {
+	// root is the directory the configuration paths are relative to.
+	root string
+	// units lists the node's DevStack units, one per line.
+	units string
+	// journal formats the command that prints one unit's log (%q: the unit).
+	journal string
+}
+
+// devstackNode is a DevStack node: services run as systemd units
+// devstack@*, configuration lives in /etc and DevStack's local.conf.
+var devstackNode = remoteNode{
+	root:    "/",
+	units:   `systemctl list-units 'devstack@*' --all --no-legend --plain 2>/dev/null | awk '{print $1}'`,
+	journal: `sudo journalctl --no-pager -o short-precise -u %q`,
+}
+
+// remoteConfigDirs are the configuration paths read from a remote node,
+// relative to its root.
+var remoteConfigDirs = []string{"etc/keystone", "etc/nova", "etc/neutron", "etc/glance", "etc/cinder", "etc/placement", "etc/octavia", "opt/stack/devstack/local.conf"}
+
+// configsCommand writes a tar of the node's configuration to stdout. Key
+// material is excluded on the node already (GNU tar matches the patterns
+// against every element of a member's path), so it never crosses the
+// network; the reader checks again.
+func (n remoteNode) configsCommand() string {
+	var b strings.Builder
+	// Single quotes suffice: the root and the patterns are constants
+	// without quotes.
+	fmt.Fprintf(&b, "sudo tar -C '%s' --ignore-failed-read --ignore-case", n.root)
+	for _, p := range sensitiveNames {
+		fmt.Fprintf(&b, " --exclude='%s'", p)
+	}
+	b.WriteString(" -cf -")
+	for _, d := range remoteConfigDirs {
+		b.WriteString(" " + d)
+	}
+	b.WriteString(" 2>/dev/null; true")
+	return b.String()
+}
 
 // remoteArtifacts reads a remote node's logs and configuration over SSH:
 // the controller at its public address, the worker through the tunnel.
@@ -219,19 +280,19 @@ func (e *Environment) remoteArtifacts(ctx context.Context, n *nodeArtifacts, nod
 		return s.Output(cmd)
 	}
 	var errs []error
-	units, err := run(remoteUnits)
+	units, err := run(devstackNode.units)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: listing devstack units: %w", n.node, err))
 	}
 	for _, u := range strings.Fields(string(units)) {
-		b, err := run(fmt.Sprintf("sudo journalctl --no-pager -o short-precise -u %q", u))
+		b, err := run(fmt.Sprintf(devstackNode.journal, u))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: journal of %s: %w", n.node, u, err))
 			continue
 		}
 		n.logs = append(n.logs, artifact{name: "logs/" + strings.TrimSuffix(strings.TrimPrefix(u, "devstack@"), ".service") + ".log", data: b})
 	}
-	tb, err := run(remoteConfigs)
+	tb, err := run(devstackNode.configsCommand())
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: configuration: %w", n.node, err))
 	}
@@ -241,14 +302,17 @@ func (e *Environment) remoteArtifacts(ctx context.Context, n *nodeArtifacts, nod
 		if err != nil {
 			break
 		}
-		if h.Typeflag != tar.TypeReg || sensitiveFile(path.Base(h.Name)) {
+		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+		if h.Typeflag != tar.TypeReg || sensitivePath(name) {
 			continue
 		}
 		b, err := io.ReadAll(io.LimitReader(tr, 16<<20))
 		if err != nil {
 			break
 		}
-		n.configs = append(n.configs, artifact{name: path.Join("etc", h.Name), data: b})
+		// etc/nova/nova.conf stays etc/nova/nova.conf, as from a local
+		// host; other paths go below etc/ (etc/opt/stack/devstack/local.conf).
+		n.configs = append(n.configs, artifact{name: path.Join("etc", strings.TrimPrefix(name, "etc/")), data: b})
 	}
 	return errs
 }

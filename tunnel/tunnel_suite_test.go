@@ -9,7 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/stackgate/stackgate/tunnel/internal/testbed"
+	"github.com/stackgate/stackgate/internal/testbed"
 )
 
 func TestMain(m *testing.M) {

@@ -27,8 +27,8 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/net/proxy"
 
+	"github.com/stackgate/stackgate/internal/testbed"
 	"github.com/stackgate/stackgate/tunnel"
-	"github.com/stackgate/stackgate/tunnel/internal/testbed"
 )
 
 var routes = []netip.Prefix{netip.MustParsePrefix("10.0.3.0/24"), netip.MustParsePrefix("172.24.4.0/24")}
@@ -67,8 +67,8 @@ func open(ctx context.Context, mutate ...func(*tunnel.Config)) *tunnel.Tunnel {
 		Expect(t.Close()).To(Succeed())
 		// The bed's own process watchers (an sshd restarted by a spec) are not the tunnel's.
 		Expect(goleak.Find(before,
-			goleak.IgnoreAnyFunction("github.com/stackgate/stackgate/tunnel/internal/testbed.(*Bed).start.func1"),
-			goleak.IgnoreAnyFunction("github.com/stackgate/stackgate/tunnel/internal/testbed.(*Bed).start.func2"),
+			goleak.IgnoreAnyFunction("github.com/stackgate/stackgate/internal/testbed.(*Bed).start.func1"),
+			goleak.IgnoreAnyFunction("github.com/stackgate/stackgate/internal/testbed.(*Bed).start.func2"),
 		)).To(Succeed(), "goroutines left after Close")
 	})
 	return t

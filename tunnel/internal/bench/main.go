@@ -35,7 +35,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stackgate/stackgate/tunnel/internal/testbed"
+	"github.com/stackgate/stackgate/internal/testbed"
 )
 
 // measureEnv carries the bed's description to the measuring child.

@@ -1,10 +1,11 @@
-// Package testbed builds the topology the tunnel is tested and measured on:
-// a client side (the root namespace, or a namespace of its own), a
-// controller namespace running OpenSSH's sshd on a random /30 inside
-// 198.18.0.0/16, and behind it a host on 10.0.3.0/24 and one on
-// 172.24.4.0/24, each running sshd and a small HTTP server. The client side
-// has no route to the hosts behind the controller unless RouteBehind is set.
-// Close removes every namespace, process and file it made.
+// Package testbed builds the SSH topology that the tunnel is tested and
+// measured on, and remote log collection is tested on: a client side (the
+// root namespace, or a namespace of its own), a controller namespace running
+// OpenSSH's sshd on a random /30 inside 198.18.0.0/16, and behind it a host
+// on 10.0.3.0/24 and one on 172.24.4.0/24, each running sshd and a small
+// HTTP server. The client side has no route to the hosts behind the
+// controller unless RouteBehind is set. Close removes every namespace,
+// process and file it made.
 package testbed
 
 import (
