@@ -299,6 +299,84 @@ var _ = Describe("a running environment", Label("local"), func() {
 		Expect(e2.Wait(ctx, devstack.ForAvailabilityZone("testaz1").WithTimeout(time.Minute))).To(Succeed())
 	})
 
+	Context("Up's options", func() {
+		// existing is the running environment as an Existing host, counted.
+		existing := func() *countingHost {
+			return &countingHost{Host: &devstack.Existing{CloudsYAML: env.CloudsYAML, CACert: env.CACert, Address: env.SSH.Address, User: env.SSH.User, PrivateKey: env.SSH.PrivateKey, HostKey: env.SSH.HostKey}}
+		}
+		ready := devstack.WithWait(devstack.ForKeystoneToken().WithTimeout(time.Minute))
+		notReady := devstack.WithWait(devstack.ForAvailabilityZone("nosuchaz").WithTimeout(3 * time.Second))
+		up := func(ctx context.Context, cfg devstack.Config, h devstack.Host, opts ...devstack.Option) (*devstack.Environment, error) {
+			e, err := devstack.Up(ctx, cfg, h, append(opts, devstack.WithLogger(GinkgoLogr))...)
+			if err == nil {
+				DeferCleanup(e.Close)
+			}
+			return e, err
+		}
+
+		It("write the state file once and attach from it after; another configuration brings a new environment up", func(ctx SpecContext) {
+			h := existing()
+			state := filepath.Join(GinkgoT().TempDir(), "state", "environment.json")
+			first, err := up(ctx, env.Config, h, ready, devstack.WithStateFile(state))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(h.ups).To(Equal(1))
+			fi, err := os.Stat(state)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(fi.Mode().Perm()).To(Equal(os.FileMode(0o600)), "the state file holds the private key")
+
+			again, err := up(ctx, env.Config, h, ready, devstack.WithStateFile(state))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(h.ups).To(Equal(1), "attached from the state file, the host was not asked")
+			Expect(again.SSH).To(Equal(first.SSH))
+			Expect(again.CloudsYAML).To(Equal(first.CloudsYAML))
+			// Without a host, too.
+			_, err = up(ctx, env.Config, nil, ready, devstack.WithStateFile(state))
+			Expect(err).NotTo(HaveOccurred())
+
+			other := env.Config
+			other.Name = "other"
+			_, err = up(ctx, other, nil, ready, devstack.WithStateFile(state))
+			Expect(err).To(MatchError(ContainSubstring("no host to bring the environment up on")))
+			_, err = up(ctx, other, h, ready, devstack.WithStateFile(state))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(h.ups).To(Equal(2))
+			b, err := os.ReadFile(state)
+			Expect(err).NotTo(HaveOccurred())
+			written, err := devstack.UnmarshalEnvironment(b)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(written.Config.Name).To(Equal("other"), "the state file now describes the new environment")
+		})
+
+		It("name a state file that cannot be read and say how to recover", func(ctx SpecContext) {
+			state := filepath.Join(GinkgoT().TempDir(), "environment.json")
+			Expect(os.WriteFile(state, []byte("{not json"), 0o600)).To(Succeed())
+			h := existing()
+			_, err := up(ctx, env.Config, h, ready, devstack.WithStateFile(state))
+			Expect(err).To(MatchError(And(ContainSubstring("state file "+state+": "), ContainSubstring("delete it"))))
+			Expect(h.ups).To(BeZero())
+		})
+
+		It("tear down an environment that came up but is not ready, with WithDownOnFailure only, never one attached to", func(ctx SpecContext) {
+			h := existing()
+			_, err := up(ctx, env.Config, h, notReady)
+			Expect(err).To(MatchError(ContainSubstring("is not ready")))
+			Expect(err).To(MatchError(ContainSubstring("nosuchaz")))
+			Expect(h.ups).To(Equal(1))
+			Expect(h.downs).To(BeZero(), "left for inspection by default")
+
+			_, err = up(ctx, env.Config, h, notReady, devstack.WithDownOnFailure())
+			Expect(err).To(MatchError(ContainSubstring("is not ready")))
+			Expect(h.downs).To(Equal(1))
+
+			state := filepath.Join(GinkgoT().TempDir(), "environment.json")
+			_, err = up(ctx, env.Config, h, ready, devstack.WithStateFile(state))
+			Expect(err).NotTo(HaveOccurred())
+			_, err = up(ctx, env.Config, h, notReady, devstack.WithStateFile(state), devstack.WithDownOnFailure())
+			Expect(err).To(MatchError(ContainSubstring("is not ready")))
+			Expect(h.downs).To(Equal(1), "an environment attached to is not this process's to tear down")
+		}, SpecTimeout(3*time.Minute))
+	})
+
 	Context("errors", func() {
 		It("names the clouds that exist for a missing cloud", func(ctx SpecContext) {
 			_, err := env.ProviderClient(ctx, "nosuchcloud")
@@ -328,6 +406,22 @@ var _ = Describe("a running environment", Label("local"), func() {
 		})
 	})
 })
+
+// countingHost counts the calls of Up and Down a real host gets.
+type countingHost struct {
+	devstack.Host
+	ups, downs int
+}
+
+func (h *countingHost) Up(ctx context.Context, cfg devstack.Config) (*devstack.Environment, error) {
+	h.ups++
+	return h.Host.Up(ctx, cfg)
+}
+
+func (h *countingHost) Down(ctx context.Context) error {
+	h.downs++
+	return h.Host.Down(ctx)
+}
 
 // withCloudsYAML returns a copy of env (without its connections) with another clouds.yaml.
 func withCloudsYAML(env *devstack.Environment, clouds string) *devstack.Environment {

@@ -90,6 +90,9 @@ func (o *upOptions) environment(ctx context.Context, cfg Config, host Host) (*En
 	}
 	if data != nil {
 		env, err := UnmarshalEnvironment(data)
+		if err != nil && o.attach == nil {
+			return nil, false, fmt.Errorf("state file %s: %w; delete it to bring a new environment up", o.stateFile, err)
+		}
 		if err != nil {
 			return nil, false, err
 		}
