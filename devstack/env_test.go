@@ -4,9 +4,23 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"io"
+	"log"
+	"maps"
+	"math/big"
+	"net"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -377,6 +391,81 @@ var _ = Describe("a running environment", Label("local"), func() {
 		}, SpecTimeout(3*time.Minute))
 	})
 
+	Context("an API behind TLS", func() {
+		// keystone behind a TLS-terminating proxy on loopback, with a
+		// certificate from a CA made for the spec.
+		var (
+			authURL string
+			caPEM   []byte
+		)
+		BeforeEach(func(ctx SpecContext) {
+			var cert tls.Certificate
+			caPEM, cert = newCertificate("127.0.0.1")
+			cy, err := devstack.ParseCloudsYAML(env.CloudsYAML)
+			Expect(err).NotTo(HaveOccurred())
+			cloud, err := cy.Cloud(env.Config.Cloud)
+			Expect(err).NotTo(HaveOccurred())
+			keystone, err := url.Parse(cloud.AuthInfo.AuthURL)
+			Expect(err).NotTo(HaveOccurred())
+			tun, err := env.Tunnel(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(tun.Close)
+			proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: keystone.Scheme, Host: keystone.Host})
+			proxy.Transport = tun.Transport()
+			srv := httptest.NewUnstartedServer(proxy)
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			srv.Config.ErrorLog = log.New(GinkgoWriter, "TLS proxy: ", 0) // the refused handshake of the spec without the CA
+			srv.StartTLS()
+			DeferCleanup(srv.Close)
+			authURL = srv.URL + keystone.Path
+		})
+		// behindTLS is env with its cloud's auth_url at the proxy and the
+		// cloud entry's keys set (cacert, verify).
+		behindTLS := func(entry map[string]any) *devstack.Environment {
+			GinkgoHelper()
+			var doc map[string]map[string]map[string]any
+			Expect(yaml.Unmarshal(env.CloudsYAML, &doc)).To(Succeed())
+			cloud := doc["clouds"][env.Config.Cloud]
+			cloud["auth"].(map[string]any)["auth_url"] = authURL
+			maps.Copy(cloud, entry)
+			b, err := yaml.Marshal(doc)
+			Expect(err).NotTo(HaveOccurred())
+			return withCloudsYAML(env, string(b))
+		}
+		authenticates := func(ctx context.Context, e *devstack.Environment) {
+			GinkgoHelper()
+			pc, err := e.ProviderClient(ctx, e.Config.Cloud)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(pc.Token()).NotTo(BeEmpty())
+			Expect(pc.IdentityEndpoint).To(HavePrefix("https://127.0.0.1:"))
+		}
+
+		It("trusts the CA of Environment.CACert", func(ctx SpecContext) {
+			e := behindTLS(nil)
+			e.CACert = caPEM
+			authenticates(ctx, e)
+		})
+		It("trusts the CA of the file clouds.yaml's cacert names", func(ctx SpecContext) {
+			ca := filepath.Join(GinkgoT().TempDir(), "cacert.pem")
+			Expect(os.WriteFile(ca, caPEM, 0o600)).To(Succeed())
+			authenticates(ctx, behindTLS(map[string]any{"cacert": ca}))
+		})
+		It("skips verification only when clouds.yaml says verify: false", func(ctx SpecContext) {
+			authenticates(ctx, behindTLS(map[string]any{"verify": false}))
+			_, err := behindTLS(nil).ProviderClient(ctx, env.Config.Cloud)
+			Expect(err).To(MatchError(ContainSubstring("certificate signed by unknown authority")))
+		})
+		It("names a cacert file that cannot be read, and a bundle with no certificate", func(ctx SpecContext) {
+			missing := filepath.Join(GinkgoT().TempDir(), "missing.pem")
+			_, err := behindTLS(map[string]any{"cacert": missing}).ProviderClient(ctx, env.Config.Cloud)
+			Expect(err).To(MatchError(And(ContainSubstring(`clouds.yaml: cacert "`+missing+`"`), ContainSubstring("set Environment.CACert or fix the path"))))
+			e := behindTLS(nil)
+			e.CACert = []byte("not a certificate")
+			_, err = e.ProviderClient(ctx, env.Config.Cloud)
+			Expect(err).To(MatchError(ContainSubstring("CA bundle holds no PEM certificate")))
+		})
+	})
+
 	Context("errors", func() {
 		It("names the clouds that exist for a missing cloud", func(ctx SpecContext) {
 			_, err := env.ProviderClient(ctx, "nosuchcloud")
@@ -601,3 +690,30 @@ var _ = AfterSuite(func() {
 		Expect(shared.Close()).To(Succeed())
 	}
 })
+
+// newCertificate makes a CA and a certificate it signed for the IP address
+// host; it returns the CA's certificate (PEM) and the server's.
+func newCertificate(host string) (caPEM []byte, server tls.Certificate) {
+	GinkgoHelper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stackgate test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	Expect(err).NotTo(HaveOccurred())
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: host},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP(host)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	Expect(err).NotTo(HaveOccurred())
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}
+}
