@@ -201,7 +201,8 @@ type remoteNode struct {
 	root string
 	// units lists the node's DevStack units, one per line.
 	units string
-	// journal formats the command that prints one unit's log (%q: the unit).
+	// journal is a format with one verb, the unit: the command that prints
+	// the unit's log.
 	journal string
 }
 

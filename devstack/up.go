@@ -90,10 +90,10 @@ func (o *upOptions) environment(ctx context.Context, cfg Config, host Host) (*En
 	}
 	if data != nil {
 		env, err := UnmarshalEnvironment(data)
-		if err != nil && o.attach == nil {
-			return nil, false, fmt.Errorf("state file %s: %w; delete it to bring a new environment up", o.stateFile, err)
-		}
 		if err != nil {
+			if o.attach == nil {
+				return nil, false, fmt.Errorf("state file %s: %w; delete it to bring a new environment up", o.stateFile, err)
+			}
 			return nil, false, err
 		}
 		if env.Config == cfg {
