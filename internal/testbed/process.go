@@ -87,7 +87,7 @@ func (s *SSHD) PIDs() []int {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return nil
 	}
-	return descendants(s.cmd.Process.Pid)
+	return ProcessTree(s.cmd.Process.Pid)
 }
 
 // Signal sends sig to s's listener and every process it forked (the
@@ -119,8 +119,12 @@ func (b *Bed) KillSSHD(ctx context.Context, s *SSHD) error {
 	}
 }
 
-// descendants returns pid and every process below it.
-func descendants(pid int) []int {
+// ProcessTree returns pid and every process below it, from /proc; nil for
+// a pid that is not positive.
+func ProcessTree(pid int) []int {
+	if pid <= 0 {
+		return nil
+	}
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -326,7 +330,7 @@ func (b *Bed) Close(ctx context.Context) error {
 			continue // its PID may belong to someone else by now
 		default:
 		}
-		for _, pid := range descendants(p.cmd.Process.Pid) {
+		for _, pid := range ProcessTree(p.cmd.Process.Pid) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 				errs = append(errs, err)
 			}

@@ -7,39 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// processTree lists pid and every process below it, from /proc.
-func processTree(pid int) []int {
-	if pid <= 0 {
-		return nil
-	}
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so count fields
-		// after the last ')'.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], p)
-	}
-	tree := []int{pid}
-	for i := 0; i < len(tree); i++ {
-		tree = append(tree, children[tree[i]]...)
-	}
-	return tree
-}
+	"github.com/stackgate/stackgate/internal/testbed"
+)
 
 // cpuOf is the CPU time of every thread of pids, from the scheduler's
 // statistics (/proc/<pid>/task/<tid>/schedstat, in nanoseconds: the clock
@@ -71,7 +41,7 @@ func cpuOf(pids []int) time.Duration {
 // until the returned function is called. The trees are listed before the
 // first reading, so listing them is not counted.
 func cpuMeter(sshdPID int) func() (client, sshd time.Duration) {
-	clients, sshds := processTree(os.Getpid()), processTree(sshdPID)
+	clients, sshds := testbed.ProcessTree(os.Getpid()), testbed.ProcessTree(sshdPID)
 	c0, s0 := cpuOf(clients), cpuOf(sshds)
 	return func() (time.Duration, time.Duration) {
 		c1, s1 := cpuOf(clients), cpuOf(sshds)
