@@ -1,7 +1,6 @@
 package tunnel_test
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -39,7 +38,3 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Expect(bed.Close(ctx)).To(Succeed())
 	}, NodeTimeout(time.Minute))
 }, NodeTimeout(2*time.Minute))
-
-// background is for cleanups that must run even when the spec's context
-// has ended.
-func background() context.Context { return context.Background() }
