@@ -5,16 +5,20 @@ GINKGO ?= $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 ARTIFACTS ?= $(CURDIR)/_artifacts
 export ARTIFACTS
 
-.PHONY: test lint bench bench-tunnel bench-devstack
+.PHONY: test test-deps lint bench bench-tunnel bench-devstack
 
 ## test: every test suite, what CI runs. Test binaries are built in parallel, then run
 ##       one package at a time: the packages that use the local DevStack share one
 ##       environment (brought up by the first, reused by the others).
-test: lint envtest
+test: test-deps lint envtest
 	$(GO) test -count=1 -run '^$$' ./... >/dev/null
 	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" $(GO) test -p 1 -count=1 -timeout 85m $(TEST_ARGS) ./...
 
-## lint: gofmt, go vet, and internal/forked/crypto is x/crypto's ssh plus its patches.
+## test-deps: the Debian packages the tests use, installed when missing (hack/test-deps.sh).
+test-deps:
+	@hack/test-deps.sh
+
+## lint: gofmt, go vet, and a check that internal/forked/crypto is x/crypto's ssh plus its patches.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -246,3 +246,55 @@ var _ = Describe("Up of a local instance whose database cannot start", Label("de
 		expectNothingLeft(ctx, h, instance)
 	}, NodeTimeout(10*time.Minute))
 })
+
+var _ = Describe("Down without a state directory", func() {
+	BeforeEach(func() {
+		if os.Geteuid() != 0 {
+			Skip("network namespaces need root")
+		}
+	})
+
+	// topology makes namespaces and veth pairs, removed after the spec.
+	topology := func() *netns.Topology {
+		topo := netns.New()
+		DeferCleanup(func(ctx SpecContext) { Expect(topo.Cleanup(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
+		return topo
+	}
+
+	It("leaves alone a namespace of the instance's name that the instance did not make, and what runs in it", func(ctx SpecContext) {
+		const instance = "sgforgn"
+		topo := topology()
+		ns, err := topo.AddNamespace(ctx, instance+"-controller")
+		Expect(err).NotTo(HaveOccurred())
+		sleeper := ns.Command(context.Background(), "sleep", "600")
+		Expect(sleeper.Start()).To(Succeed())
+		DeferCleanup(func() {
+			_ = sleeper.Process.Kill() // the process this spec started, by its pid
+			_ = sleeper.Wait()
+		})
+
+		err = local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "none"))).Down(ctx)
+		Expect(err).To(MatchError(ContainSubstring("network namespace sgforgn-controller (no link sgc-sgforgn) was not made by it")))
+		Expect(err).To(MatchError(ContainSubstring("ip netns delete")))
+		Expect(netns.Exists(instance+"-controller")).To(BeTrue(), "the namespace is still there")
+		Expect(sleeper.Process.Signal(syscall.Signal(0))).To(Succeed(), "the process in it still runs")
+	}, NodeTimeout(2*time.Minute))
+
+	It("removes the namespaces and links that carry the instance's links", func(ctx SpecContext) {
+		const instance = "sgorphan"
+		topo := topology()
+		ctl, err := topo.AddNamespace(ctx, instance+"-controller")
+		Expect(err).NotTo(HaveOccurred())
+		wk, err := topo.AddNamespace(ctx, instance+"-worker")
+		Expect(err).NotTo(HaveOccurred())
+		// The links an instance's Up makes: the public pair from the root
+		// namespace to the controller, the worker's pair to the controller.
+		Expect(topo.AddVeth(ctx, netns.Link{Name: "sgp-" + instance}, netns.Link{Name: "sgc-" + instance, Namespace: ctl})).To(Succeed())
+		Expect(topo.AddVeth(ctx, netns.Link{Name: "sgw-" + instance, Namespace: wk}, netns.Link{Name: "sgb-" + instance, Namespace: ctl})).To(Succeed())
+
+		Expect(local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "none"))).Down(ctx)).To(Succeed())
+		Expect(netns.Exists(instance+"-controller")).To(BeFalse(), "controller namespace removed")
+		Expect(netns.Exists(instance+"-worker")).To(BeFalse(), "worker namespace removed")
+		Expect(exec.CommandContext(ctx, "ip", "link", "show", "sgp-"+instance).Run()).NotTo(Succeed(), "root end of the public pair removed")
+	}, NodeTimeout(2*time.Minute))
+})

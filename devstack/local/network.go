@@ -272,6 +272,26 @@ func (h *Host) deleteNetwork(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// deleteUnrecordedNetwork is Down without a state directory. The node
+// namespaces carry their names, not this instance's proof of ownership, so
+// each must hold the link the instance put there (the controller's end of
+// the public pair, the worker's end of its private pair) before it, and
+// whatever runs in it, is removed.
+func (h *Host) deleteUnrecordedNetwork(ctx context.Context) error {
+	n := h.names()
+	var foreign []string
+	for _, node := range []struct{ ns, link string }{{n.controller, n.ctlLink}, {n.worker, n.workerLink}} {
+		if netns.Exists(node.ns) && exec.CommandContext(ctx, "ip", "-n", node.ns, "link", "show", node.link).Run() != nil {
+			foreign = append(foreign, fmt.Sprintf("%s (no link %s)", node.ns, node.link))
+		}
+	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("local host: instance %q has no state in %s, and network namespace %s was not made by it: left alone with everything running in it; if it is a leftover, remove it with `ip netns delete <name>`",
+			h.instance, h.stateDir, strings.Join(foreign, ", "))
+	}
+	return h.deleteNetwork(ctx)
+}
+
 // linkedTo reports whether `ip -o link` output shows an interface whose peer
 // is in namespace ns.
 func linkedTo(out, ns string) bool {

@@ -55,7 +55,12 @@ func (h *Host) start(s service) error {
 	}
 	pid := cmd.Process.Pid
 	go func() { _ = cmd.Wait() }() // reap it if it exits while this process lives
-	st, _ := startTime(pid)
+	// A start time of 0 records a process that exited at once: pidOf never
+	// takes it for a running one, whatever later reuses the pid.
+	st, err := startTime(pid)
+	if err != nil {
+		st = 0
+	}
 	if err := os.WriteFile(h.path("run", s.name+".pid"), fmt.Appendf(nil, "%d %d\n", pid, st), 0o600); err != nil {
 		return fmt.Errorf("recording pid of %s: %w", s.name, err)
 	}
@@ -85,7 +90,9 @@ func startTime(pid int) (uint64, error) {
 }
 
 // pidOf returns the recorded pid of a service and whether that very process
-// (same start time) is still running.
+// (same start time) is still running. A pid recorded without a start time
+// (the process had exited when it was recorded) is never running: another
+// process may have its number by now.
 func (h *Host) pidOf(name string) (int, bool) {
 	b, err := os.ReadFile(h.path("run", name+".pid"))
 	if err != nil {
@@ -97,7 +104,7 @@ func (h *Host) pidOf(name string) (int, bool) {
 		return 0, false
 	}
 	cur, err := startTime(pid)
-	return pid, err == nil && (st == 0 || cur == st)
+	return pid, err == nil && st != 0 && cur == st
 }
 
 // recorded lists the services with a pid file.

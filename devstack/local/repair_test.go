@@ -59,9 +59,13 @@ func killEnvironment(ctx context.Context, h *local.Host) int {
 		b, err := os.ReadFile(f)
 		Expect(err).NotTo(HaveOccurred())
 		var pid int
-		_, err = fmt.Sscan(string(b), &pid)
-		Expect(err).NotTo(HaveOccurred(), "pid in %s", f)
+		var started string
+		_, err = fmt.Sscan(string(b), &pid, &started)
+		Expect(err).NotTo(HaveOccurred(), "pid and start time in %s", f)
 		Expect(pid).To(BeNumerically(">", 1), "pid in %s", f)
+		if startTimeOf(pid) != started {
+			continue // exited (a one-shot step); the number may be another process's now
+		}
 		_ = syscall.Kill(-pid, syscall.SIGKILL) // every service runs in its own session
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -75,6 +79,21 @@ func killEnvironment(ctx context.Context, h *local.Host) int {
 	}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).
 		Should(BeEmpty(), "every process of instance %s killed", h.Instance())
 	return len(files)
+}
+
+// startTimeOf is field 22 of /proc/<pid>/stat, the start time the pid
+// files record next to the pid, or "" when pid is not running.
+func startTimeOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return ""
+	}
+	return f[19]
 }
 
 // expectHealthy checks through a new tunnel that keystone answers and, once

@@ -295,7 +295,10 @@ func (h *Host) cloudsYAML(cfg devstack.Config) ([]byte, error) {
 // network and router ids in its database), links and data; only logs and
 // timings stay in the state directory. Down of a dead environment (processes
 // gone, namespaces left) removes what is left; Down with nothing there does
-// nothing and succeeds.
+// nothing and succeeds. Without a state directory (removed while the
+// environment ran), namespaces are removed only when they hold this
+// instance's links: one of the same name that something else made is left
+// alone and named in the error.
 func (h *Host) Down(ctx context.Context) error {
 	if h.err != nil {
 		return h.err
@@ -304,7 +307,7 @@ func (h *Host) Down(ctx context.Context) error {
 		return errors.New("local host: must run as root to remove network namespaces; run with sudo")
 	}
 	if _, err := os.Stat(h.stateDir); os.IsNotExist(err) {
-		return h.deleteNetwork(ctx)
+		return h.deleteUnrecordedNetwork(ctx)
 	}
 	unlock, err := h.lock("down")
 	if err != nil {

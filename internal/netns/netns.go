@@ -19,8 +19,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Namespace is a named network namespace (/run/netns/<Name>).
@@ -117,8 +119,10 @@ func DeleteNamespace(ctx context.Context, name string) error {
 		return nil
 	}
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "pids", name).Output(); err == nil {
-		for _, pid := range strings.Fields(string(out)) {
-			_, _ = run(exec.CommandContext(ctx, "kill", "-9", pid))
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	}
 	if _, err := run(exec.CommandContext(ctx, "ip", "netns", "delete", name)); err != nil {
