@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/stackgate/stackgate/devstack"
 )
@@ -11,9 +12,18 @@ import (
 // An environment the user already runs: attach, wait for the worker's zone,
 // print the template variables (secrets masked) and collect the logs.
 func ExampleUp() {
-	ctx := context.Background()
-	clouds, _ := os.ReadFile("clouds.yaml")
-	key, _ := os.ReadFile("id_ed25519")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	clouds, err := os.ReadFile("clouds.yaml")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	key, err := os.ReadFile("id_ed25519")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
 	host := &devstack.Existing{
 		CloudsYAML: clouds,
 		Address:    "203.0.113.5:22",
@@ -37,5 +47,7 @@ func ExampleUp() {
 		return
 	}
 	fmt.Print(vars)
-	_, _ = env.CollectLogs(ctx, "_artifacts/devstack")
+	if _, err := env.CollectLogs(ctx, "_artifacts/devstack"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 }

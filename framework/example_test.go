@@ -1,7 +1,6 @@
 package framework_test
 
 import (
-	"context"
 	"flag"
 	"os"
 
@@ -53,7 +52,7 @@ func ExampleSetupDevStack() {
 			})
 			Expect(err).NotTo(HaveOccurred())
 			defer bastion.Close()
-			res, err := framework.RunOnNode(context.Background(), framework.RunOnNodeInput{
+			res, err := framework.RunOnNode(ctx, framework.RunOnNodeInput{
 				Bastion: bastion, Address: "10.6.0.12", Command: "sudo journalctl -u kubelet --no-pager",
 			})
 			Expect(err).NotTo(HaveOccurred())

@@ -86,6 +86,8 @@ type CreateServerInput struct {
 func CreateServer(ctx context.Context, input CreateServerInput, intervals ...interface{}) *servers.Server {
 	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateServer")
 	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateServer")
+	_, err := IntervalTimeout(intervals...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid argument. intervals of CreateServer")
 	gomega.Expect(input.Networks).NotTo(gomega.BeEmpty(), "Invalid argument. input.Networks can't be empty when calling CreateServer; create one with CreateTenantNetwork")
 	flavor, image := input.Flavor, input.Image
 	if flavor == "" {
@@ -181,6 +183,8 @@ type CreateVolumeInput struct {
 func CreateVolume(ctx context.Context, input CreateVolumeInput, intervals ...interface{}) *volumes.Volume {
 	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateVolume")
 	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateVolume")
+	_, err := IntervalTimeout(intervals...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid argument. intervals of CreateVolume")
 	size := input.SizeGiB
 	if size == 0 {
 		size = 1

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
@@ -22,6 +23,7 @@ import (
 func main() {
 	instance := flag.String("instance", local.DefaultInstance, "instance name (namespaces <instance>-controller/-worker unless default)")
 	stateDir := flag.String("state-dir", "", "state directory (default: under the user cache directory)")
+	timeout := flag.Duration("timeout", time.Hour, "bound for the whole command (apt included); raise it for a slow package mirror")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] up|down|status|bench\n", os.Args[0])
 		flag.PrintDefaults()
@@ -33,12 +35,18 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	opts := []local.Option{local.WithInstance(*instance), local.WithOutput(os.Stderr)}
 	if *stateDir != "" {
 		opts = append(opts, local.WithStateDir(*stateDir))
 	}
 	if err := run(ctx, flag.Arg(0), opts); err != nil {
 		fmt.Fprintln(os.Stderr, "stackgate-local:", err)
+		if ctx.Err() == context.DeadlineExceeded {
+			fmt.Fprintf(os.Stderr, "stackgate-local: %s gave up after -timeout %s\n", flag.Arg(0), *timeout)
+		}
+		cancel()
 		os.Exit(1)
 	}
 }

@@ -80,7 +80,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 		Eventually(func(ctx context.Context) []string { return volumeZones(ctx, volume) }).WithContext(ctx).
 			WithTimeout(5*time.Minute).WithPolling(2*time.Second).
 			Should(ContainElements(cfg.FailureDomain, cfg.FailureDomainAlt), "volume availability zones")
-	}, SpecTimeout(2*time.Minute))
+	}, SpecTimeout(11*time.Minute))
 
 	It("boots a server in each availability zone, on that zone's host", func(ctx SpecContext) {
 		net := must(networks.Create(ctx, network, networks.CreateOpts{Name: name("net")}).Extract())

@@ -20,7 +20,7 @@ import (
 // linuxbridge agents use for the flat network "public".
 func (h *Host) createNetwork(ctx context.Context, cfg devstack.Config) (err error) {
 	n := h.names()
-	if err := addressFree(n.publicRoot, n.publicCtl); err != nil {
+	if err := addressFree(ctx, n.publicRoot, n.publicCtl); err != nil {
 		return err
 	}
 	topo := netns.New()
@@ -81,8 +81,8 @@ func kernelHint(err error, feature string) error {
 func gateway(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
 
 // addressFree fails if one of the addresses is already assigned in the root namespace.
-func addressFree(addrs ...netip.Addr) error {
-	out, err := exec.Command("ip", "-o", "addr", "show").Output()
+func addressFree(ctx context.Context, addrs ...netip.Addr) error {
+	out, err := exec.CommandContext(ctx, "ip", "-o", "addr", "show").Output()
 	if err != nil {
 		return fmt.Errorf("listing addresses: %w", err)
 	}

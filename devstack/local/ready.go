@@ -29,7 +29,7 @@ func (h *Host) adminClient(ctx context.Context, cfg devstack.Config) (*gopherclo
 	}
 	pc, err := openstack.NewClient(fmt.Sprintf("http://%s:5000/v3", cfg.ControllerIP))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keystone client for %s: %w", cfg.ControllerIP, err)
 	}
 	pc.HTTPClient = *nsHTTPClient(h.names().controller)
 	err = openstack.Authenticate(ctx, pc, gophercloud.AuthOptions{

@@ -191,7 +191,7 @@ func (h *Host) octaviaCerts() error {
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return fmt.Errorf("octavia's CA: generating its key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stackgate octavia ca"},
@@ -200,17 +200,17 @@ func (h *Host) octaviaCerts() error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return err
+		return fmt.Errorf("octavia's CA: creating its certificate: %w", err)
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return err
+		return fmt.Errorf("octavia's CA: encoding its key: %w", err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 	for name, b := range map[string][]byte{"ca.pem": certPEM, "ca.key": keyPEM, "client.pem": []byte(strings.Join([]string{string(certPEM), string(keyPEM)}, ""))} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return err
+			return fmt.Errorf("octavia's CA: %w", err)
 		}
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/stackgate/stackgate/devstack"
+	"github.com/stackgate/stackgate/framework"
 	"github.com/stackgate/stackgate/internal/netns"
 )
 
@@ -118,6 +119,8 @@ func startPortEndpoint(ctx context.Context, in portEndpointInput) *portEndpoint 
 }
 
 func waitForPortStatus(ctx context.Context, c *devstack.Clients, id, want string, intervals ...interface{}) {
+	_, err := framework.IntervalTimeout(intervals...)
+	Expect(err).NotTo(HaveOccurred(), "intervals of waitForPortStatus")
 	Eventually(func(ctx context.Context) (string, error) {
 		p, err := ports.Get(ctx, c.Network, id).Extract()
 		if err != nil {
@@ -128,6 +131,8 @@ func waitForPortStatus(ctx context.Context, c *devstack.Clients, id, want string
 }
 
 func waitForFloatingIPStatus(ctx context.Context, c *devstack.Clients, id, want string, intervals ...interface{}) {
+	_, err := framework.IntervalTimeout(intervals...)
+	Expect(err).NotTo(HaveOccurred(), "intervals of waitForFloatingIPStatus")
 	Eventually(func(ctx context.Context) (string, error) {
 		f, err := floatingips.Get(ctx, c.Network, id).Extract()
 		if err != nil {

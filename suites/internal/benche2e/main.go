@@ -7,13 +7,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -31,11 +34,14 @@ func main() {
 	parallel := flag.Int("parallel", 2, "processes of the parallel run")
 	focus := flag.String("focus", "", "E2E_GINKGO_FOCUS for both runs")
 	out := flag.String("artifacts", "_artifacts/bench-e2e", "artifacts folder of the runs")
+	timeout := flag.Duration("timeout", 3*time.Hour, "bound for each make e2e run")
 	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	var results []result
 	for _, p := range []int{*parallel, 1} {
-		results = append(results, run(fmt.Sprintf("-p %d", p), p, *focus, filepath.Join(*out, fmt.Sprintf("p%d", p))))
+		results = append(results, run(ctx, *timeout, fmt.Sprintf("-p %d", p), p, *focus, filepath.Join(*out, fmt.Sprintf("p%d", p))))
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "run\tto first spec\tto second AZ ready\ttotal\tspecs\tfailed\t")
@@ -62,7 +68,7 @@ func fmtDur(d time.Duration) string {
 	return d.Round(100 * time.Millisecond).String()
 }
 
-func run(name string, procs int, focus, artifacts string) result {
+func run(ctx context.Context, timeout time.Duration, name string, procs int, focus, artifacts string) result {
 	r := result{name: name}
 	abs, err := filepath.Abs(artifacts)
 	if err != nil {
@@ -70,8 +76,15 @@ func run(name string, procs int, focus, artifacts string) result {
 		return r
 	}
 	_ = os.RemoveAll(abs)
-	cmd := exec.Command("make", "e2e", fmt.Sprintf("E2E_GINKGO_PARALLEL=%d", procs), "E2E_GINKGO_FOCUS="+focus, "ARTIFACTS="+abs)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "e2e", fmt.Sprintf("E2E_GINKGO_PARALLEL=%d", procs), "E2E_GINKGO_FOCUS="+focus, "ARTIFACTS="+abs)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// On a timeout make is interrupted as by Ctrl-C, so it stops the suites
+	// it started and their cleanups run; it is killed if it has not exited
+	// two minutes later.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 2 * time.Minute
 	start := time.Now()
 	runErr := cmd.Run()
 	r.total = time.Since(start)
