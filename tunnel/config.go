@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -37,6 +38,8 @@ type Config struct {
 	// PrivateKeyFile is a path to read PrivateKey from.
 	PrivateKeyFile string
 	// Agent authenticates with the keys of the SSH agent at $SSH_AUTH_SOCK.
+	// The agent answers within the dial's bound (DialTimeout, or the
+	// context of Open if it ends sooner) or the dial fails, naming it.
 	Agent bool
 	// HostKey pins the controller's host key, as an authorized_keys line
 	// ("ssh-ed25519 AAAA..."). One of HostKey, KnownHostsFile or
@@ -69,47 +72,70 @@ type Config struct {
 	agent *agentAuth
 }
 
-// agentAuth signs with an SSH agent; the agent connections opened during a
-// handshake are closed by release once the handshake is over.
+// agentAuth signs with the SSH agent at sock.
 type agentAuth struct {
-	sock  string
-	mu    sync.Mutex
-	conns []net.Conn
+	sock string
 }
 
-func (a *agentAuth) signers() ([]sshfork.Signer, error) {
-	c, err := net.Dial("unix", a.sock)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
-	}
-	a.mu.Lock()
-	a.conns = append(a.conns, c)
-	a.mu.Unlock()
-	keys, err := agent.NewClient(c).Signers()
-	if err != nil {
-		return nil, fmt.Errorf("listing the keys of the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
-	}
-	signers := make([]sshfork.Signer, 0, len(keys))
-	for _, k := range keys {
-		s, err := newForkSigner(k)
+// forHandshake returns the auth method for one handshake. Its use of the
+// agent is bounded by ctx: connecting to the agent waits at most until ctx
+// ends, and the agent connections it opens are closed when ctx ends, so an
+// agent that stops answering fails the listing or signing in flight instead
+// of holding the handshake. release closes those connections once the
+// handshake is over.
+func (a *agentAuth) forHandshake(ctx context.Context) (method sshfork.AuthMethod, release func()) {
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		stops  []func() bool
+		closed bool
+	)
+	signers := func() ([]sshfork.Signer, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", a.sock)
 		if err != nil {
-			return nil, fmt.Errorf("SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
+			return nil, fmt.Errorf("connecting to the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
 		}
-		signers = append(signers, s)
+		mu.Lock()
+		if closed {
+			mu.Unlock()
+			_ = c.Close()
+			return nil, fmt.Errorf("connecting to the SSH agent at SSH_AUTH_SOCK=%s: the handshake is over", a.sock)
+		}
+		conns = append(conns, c)
+		stops = append(stops, context.AfterFunc(ctx, func() { _ = c.Close() }))
+		mu.Unlock()
+		keys, err := agent.NewClient(c).Signers()
+		if err != nil {
+			if ctx.Err() != nil {
+				// The connection was closed because ctx ended.
+				err = fmt.Errorf("no answer before the handshake ended: %w", ctx.Err())
+			}
+			return nil, fmt.Errorf("listing the keys of the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
+		}
+		signers := make([]sshfork.Signer, 0, len(keys))
+		for _, k := range keys {
+			s, err := newForkSigner(k)
+			if err != nil {
+				return nil, fmt.Errorf("SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
+			}
+			signers = append(signers, s)
+		}
+		return signers, nil
 	}
-	return signers, nil
-}
-
-func (a *agentAuth) release() {
-	if a == nil {
-		return
+	release = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		for _, stop := range stops {
+			stop()
+		}
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		conns, stops = nil, nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, c := range a.conns {
-		_ = c.Close()
-	}
-	a.conns = nil
+	return sshfork.PublicKeysCallback(signers), release
 }
 
 // validate checks cfg, fills defaults and returns the SSH client config
@@ -208,10 +234,10 @@ func (cfg *Config) authMethods() ([]sshfork.AuthMethod, error) {
 		if sock == "" {
 			return nil, errors.New("Config.Agent is set but SSH_AUTH_SOCK is empty: start ssh-agent or pass Config.PrivateKey")
 		}
+		// Added per handshake by Tunnel.dial, bounded by the dial's context.
 		cfg.agent = &agentAuth{sock: sock}
-		methods = append(methods, sshfork.PublicKeysCallback(cfg.agent.signers))
 	}
-	if len(methods) == 0 {
+	if len(methods) == 0 && cfg.agent == nil {
 		return nil, errors.New("no credentials: set Config.PrivateKey, Config.PrivateKeyFile or Config.Agent")
 	}
 	return methods, nil

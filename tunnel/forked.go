@@ -69,18 +69,23 @@ func newForkSigner(s ssh.Signer) (sshfork.Signer, error) {
 func (f forkSigner) PublicKey() sshfork.PublicKey { return f.pub }
 
 func (f forkSigner) Sign(rand io.Reader, data []byte) (*sshfork.Signature, error) {
-	return forkSignature(f.s.Sign(rand, data))
+	sig, err := f.s.Sign(rand, data)
+	if err != nil {
+		return nil, fmt.Errorf("signing with the SSH agent's %s key: %w", f.pub.Type(), err)
+	}
+	return forkSignature(sig), nil
 }
 
 func (f forkAlgorithmSigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm string) (*sshfork.Signature, error) {
-	return forkSignature(f.as.SignWithAlgorithm(rand, data, algorithm))
+	sig, err := f.as.SignWithAlgorithm(rand, data, algorithm)
+	if err != nil {
+		return nil, fmt.Errorf("signing with the SSH agent's %s key (%s): %w", f.pub.Type(), algorithm, err)
+	}
+	return forkSignature(sig), nil
 }
 
 func (f forkMultiAlgorithmSigner) Algorithms() []string { return f.algorithms }
 
-func forkSignature(sig *ssh.Signature, err error) (*sshfork.Signature, error) {
-	if err != nil {
-		return nil, err
-	}
-	return &sshfork.Signature{Format: sig.Format, Blob: sig.Blob, Rest: sig.Rest}, nil
+func forkSignature(sig *ssh.Signature) *sshfork.Signature {
+	return &sshfork.Signature{Format: sig.Format, Blob: sig.Blob, Rest: sig.Rest}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,15 +123,30 @@ func (t *Tunnel) dial(ctx context.Context) (*sshConn, error) {
 	if tcp, ok := raw.(*net.TCPConn); ok {
 		conn = newSSHSocket(tcp)
 	}
-	// The handshake honours ctx: closing the socket aborts it.
+	sshCfg, release := t.sshCfg, func() {}
+	if t.cfg.agent != nil {
+		// The agent is asked last, after any key of the configuration.
+		var method sshfork.AuthMethod
+		method, release = t.cfg.agent.forHandshake(ctx)
+		withAgent := *t.sshCfg
+		withAgent.Auth = append(slices.Clip(withAgent.Auth), method)
+		sshCfg = &withAgent
+	}
+	// The handshake honours ctx: closing the socket (and the agent's
+	// connections) aborts it.
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
-	cc, chans, reqs, err := sshfork.NewClientConn(conn, t.cfg.Address, t.sshCfg)
-	t.cfg.agent.release()
+	cc, chans, reqs, err := sshfork.NewClientConn(conn, t.cfg.Address, sshCfg)
+	release()
 	if !stop() {
-		if err == nil {
+		switch {
+		case err == nil:
 			_ = cc.Close()
+			err = ctx.Err()
+		case !errors.Is(err, ctx.Err()):
+			// Keep what the handshake was doing, e.g. waiting for the agent.
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
-		return nil, fmt.Errorf("ssh handshake with %s: %w", t.cfg.Address, ctx.Err())
+		return nil, fmt.Errorf("ssh handshake with %s: %w", t.cfg.Address, err)
 	}
 	if err != nil {
 		_ = raw.Close()

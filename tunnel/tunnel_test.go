@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,20 +75,50 @@ func open(ctx context.Context, mutate ...func(*tunnel.Config)) *tunnel.Tunnel {
 	return t
 }
 
-func get(c *http.Client, u string) (string, error) {
-	resp, err := c.Get(u)
+// Bounds of the specs: every spec that does network I/O has one, so a hung
+// connection fails the spec instead of holding the suite.
+const (
+	specTimeout = time.Minute
+	// requestTimeout bounds each request of get. Connections through the
+	// tunnel take no deadlines and the HTTP clients have no timeout: only
+	// the request's context stops one that hangs.
+	requestTimeout = 10 * time.Second
+)
+
+// get fetches u through c, bounded by ctx and requestTimeout, and returns
+// the body of a 200 answer.
+func get(ctx context.Context, c *http.Client, u string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("GET %s: %w", u, err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err // *url.Error names the method and URL
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("GET %s: reading the body: %w", u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
 	}
 	return string(b), nil
+}
+
+// eventuallyGet polls GET u through c until the body starts with prefix,
+// for at most limit: every request ends by then too, so a request that
+// hangs cannot stretch the limit.
+func eventuallyGet(ctx context.Context, c *http.Client, u, prefix string, limit time.Duration, what string) {
+	GinkgoHelper()
+	bounded, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	Eventually(bounded, func(ctx context.Context) (string, error) { return get(ctx, c, u) }).
+		WithTimeout(limit).WithPolling(100*time.Millisecond).
+		Should(HavePrefix(prefix), what)
 }
 
 // closeWriter is a connection that can end its writing side alone.
@@ -108,34 +139,36 @@ var _ = Describe("Tunnel", func() {
 	It("carries routed addresses over SSH and dials others directly", func(ctx SpecContext) {
 		t := open(ctx)
 		c := t.HTTPClient()
-		body, err := get(c, url(testbed.PrivateHost, "/"))
+		body, err := get(ctx, c, url(testbed.PrivateHost, "/"))
 		Expect(err).NotTo(HaveOccurred())
 		// The private host sees the controller's address: the request came through sshd.
 		Expect(body).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
-		body, err = get(c, url(testbed.FloatingHost, "/"))
+		body, err = get(ctx, c, url(testbed.FloatingHost, "/"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(body).To(HavePrefix("hello from 172.24.4.10:8080 to 172.24.4.1:"))
 		// The controller's public address is not routed: the client's own address shows.
-		body, err = get(c, url(bed.ControllerIP, "/"))
+		body, err = get(ctx, c, url(bed.ControllerIP, "/"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(body).To(HavePrefix(fmt.Sprintf("hello from %s:8080 to %s:", bed.ControllerIP, bed.ClientIP)))
 		// A name under RemoteDomains is resolved by the controller.
-		body, err = get(c, url(testbed.PrivateName, "/"))
+		body, err = get(ctx, c, url(testbed.PrivateName, "/"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(body).To(HavePrefix("hello from 10.0.3.10:8080"))
-	})
+	}, SpecTimeout(specTimeout))
 
 	It("moves large bodies both ways through the HTTP transport", func(ctx SpecContext) {
 		t := open(ctx)
 		const size = 64 << 20
-		resp, err := t.HTTPClient().Get(url(testbed.PrivateHost, "/bytes?n="+strconv.Itoa(size)))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url(testbed.PrivateHost, "/bytes?n="+strconv.Itoa(size)), nil)
+		Expect(err).NotTo(HaveOccurred())
+		resp, err := t.HTTPClient().Do(req)
 		Expect(err).NotTo(HaveOccurred())
 		n, err := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(n).To(BeEquivalentTo(size))
 
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url(testbed.FloatingHost, "/upload"), io.LimitReader(zeros{}, size))
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, url(testbed.FloatingHost, "/upload"), io.LimitReader(zeros{}, size))
 		Expect(err).NotTo(HaveOccurred())
 		req.ContentLength = size
 		resp, err = t.HTTPClient().Do(req)
@@ -144,7 +177,7 @@ var _ = Describe("Tunnel", func() {
 		resp.Body.Close()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.TrimSpace(string(b))).To(Equal(strconv.Itoa(size)))
-	})
+	}, SpecTimeout(specTimeout))
 
 	It("authenticates with the keys of an SSH agent", func(ctx SpecContext) {
 		sock := filepath.Join(GinkgoT().TempDir(), "agent.sock")
@@ -165,10 +198,68 @@ var _ = Describe("Tunnel", func() {
 		GinkgoT().Setenv("SSH_AUTH_SOCK", sock)
 
 		t := open(ctx, func(c *tunnel.Config) { c.PrivateKey, c.Agent = nil, true })
-		body, err := get(t.HTTPClient(), url(testbed.PrivateHost, "/"))
+		body, err := get(ctx, t.HTTPClient(), url(testbed.PrivateHost, "/"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(body).To(HavePrefix("hello from 10.0.3.10:8080"))
-	})
+	}, SpecTimeout(specTimeout))
+
+	It("fails Open within its deadline when the SSH agent never answers, naming the agent", func(ctx SpecContext) {
+		// An agent socket that accepts connections and never replies.
+		sock := filepath.Join(GinkgoT().TempDir(), "agent.sock")
+		l, err := net.Listen("unix", sock)
+		Expect(err).NotTo(HaveOccurred())
+		var (
+			mu       sync.Mutex
+			accepted []net.Conn
+		)
+		accepting := make(chan struct{})
+		go func() {
+			defer close(accepting)
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				accepted = append(accepted, c)
+				mu.Unlock()
+			}
+		}()
+		DeferCleanup(func() {
+			Expect(l.Close()).To(Succeed())
+			Eventually(accepting).WithTimeout(5*time.Second).Should(BeClosed(), "the agent socket's accept loop to end after its listener closed")
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range accepted {
+				_ = c.Close()
+			}
+		})
+		GinkgoT().Setenv("SSH_AUTH_SOCK", sock)
+		cfg := baseConfig()
+		cfg.PrivateKey, cfg.Agent = nil, true
+
+		const deadline = 1500 * time.Millisecond
+		short, cancel := context.WithTimeout(ctx, deadline)
+		defer cancel()
+		start := time.Now()
+		opened := make(chan error, 1)
+		go func() {
+			t, err := tunnel.Open(short, cfg)
+			if err == nil {
+				_ = t.Close()
+			}
+			opened <- err
+		}()
+		var openErr error
+		Eventually(opened).WithTimeout(deadline+3*time.Second).Should(Receive(&openErr),
+			"Open to return once its context ended while the agent stayed silent")
+		Expect(time.Since(start)).To(BeNumerically("<", deadline+time.Second), "Open returned long after its context ended")
+		Expect(openErr).To(MatchError(context.DeadlineExceeded))
+		Expect(openErr.Error()).To(ContainSubstring("SSH agent at SSH_AUTH_SOCK=" + sock))
+		mu.Lock()
+		defer mu.Unlock()
+		Expect(accepted).NotTo(BeEmpty(), "Open asked the agent")
+	}, SpecTimeout(specTimeout))
 
 	It("reports a refused routed port as the controller's refusal", func(ctx SpecContext) {
 		t := open(ctx)
@@ -176,14 +267,14 @@ var _ = Describe("Tunnel", func() {
 		Expect(err).To(MatchError(ContainSubstring("could not connect")))
 		var oce *ssh.OpenChannelError
 		Expect(errors.As(err, &oce)).To(BeTrue(), "error %v wraps *ssh.OpenChannelError", err)
-	})
+	}, SpecTimeout(specTimeout))
 
 	Describe("host keys", func() {
 		It("accepts the key from a known_hosts file", func(ctx SpecContext) {
 			t := open(ctx, func(c *tunnel.Config) { c.HostKey, c.KnownHostsFile = nil, bed.KnownHostsFile })
-			_, err := get(t.HTTPClient(), url(testbed.PrivateHost, "/"))
+			_, err := get(ctx, t.HTTPClient(), url(testbed.PrivateHost, "/"))
 			Expect(err).NotTo(HaveOccurred())
-		})
+		}, SpecTimeout(specTimeout))
 
 		It("refuses a wrong pinned key, naming both fingerprints", func(ctx SpecContext) {
 			other := newKey()
@@ -193,7 +284,7 @@ var _ = Describe("Tunnel", func() {
 			Expect(err).To(MatchError(ContainSubstring("host key mismatch")))
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(other)))
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(bed.ControllerSSHD.HostKey)))
-		})
+		}, SpecTimeout(specTimeout))
 
 		It("refuses a key that differs from the known_hosts entry, naming both fingerprints", func(ctx SpecContext) {
 			other := newKey()
@@ -205,7 +296,7 @@ var _ = Describe("Tunnel", func() {
 			Expect(err).To(MatchError(ContainSubstring("host key mismatch")))
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(other)))
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(bed.ControllerSSHD.HostKey)))
-		})
+		}, SpecTimeout(specTimeout))
 	})
 
 	Describe("configuration errors name the field and the fix", func() {
@@ -218,21 +309,23 @@ var _ = Describe("Tunnel", func() {
 				for _, w := range want {
 					Expect(err.Error()).To(ContainSubstring(w))
 				}
-				// The key never appears in an error.
-				Expect(err.Error()).NotTo(ContainSubstring(string(bed.UserKey[40:80])))
+				// The key never appears in an error, not even in part.
+				for _, f := range keyFragments() {
+					Expect(err.Error()).NotTo(ContainSubstring(f), "the error carries part of the private key")
+				}
 			},
-			Entry("no routes", func(c *tunnel.Config) { c.Routes = nil }, "Config.Routes is empty", "add the prefixes"),
-			Entry("overlapping routes", func(c *tunnel.Config) {
+			Entry("no routes", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.Routes = nil }, "Config.Routes is empty", "add the prefixes"),
+			Entry("overlapping routes", SpecTimeout(specTimeout), func(c *tunnel.Config) {
 				c.Routes = append(routes, netip.MustParsePrefix("10.0.0.0/16"))
 			}, "Config.Routes[2] 10.0.0.0/16 overlaps Config.Routes[0] 10.0.3.0/24", "remove one"),
-			Entry("a key that cannot be parsed", func(c *tunnel.Config) { c.PrivateKey = bed.UserKey[:len(bed.UserKey)/2] },
+			Entry("a key that cannot be parsed", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.PrivateKey = bed.UserKey[:len(bed.UserKey)/2] },
 				"Config.PrivateKey cannot be parsed", "PEM-encoded"),
-			Entry("an unreadable key file", func(c *tunnel.Config) { c.PrivateKey, c.PrivateKeyFile = nil, "/nonexistent/id_ed25519" },
+			Entry("an unreadable key file", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.PrivateKey, c.PrivateKeyFile = nil, "/nonexistent/id_ed25519" },
 				"Config.PrivateKeyFile", "no such file", "check the path"),
-			Entry("an unreachable address", func(c *tunnel.Config) { c.Address = net.JoinHostPort(bed.ControllerIP, "2222") },
+			Entry("an unreachable address", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.Address = net.JoinHostPort(bed.ControllerIP, "2222") },
 				"Config.Address 198.18.", ":2222", "connection refused", "check the address"),
-			Entry("no host key", func(c *tunnel.Config) { c.HostKey = nil }, "Config.HostKey", "InsecureIgnoreHostKey"),
-			Entry("no port", func(c *tunnel.Config) { c.Address = bed.ControllerIP }, "Config.Address", "add the port"),
+			Entry("no host key", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.HostKey = nil }, "Config.HostKey", "InsecureIgnoreHostKey"),
+			Entry("no port", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.Address = bed.ControllerIP }, "Config.Address", "add the port"),
 		)
 	})
 
@@ -252,7 +345,7 @@ var _ = Describe("Tunnel", func() {
 				Expect(t.Close()).To(Succeed())
 				Eventually(served).WithTimeout(10*time.Second).Should(Receive(MatchError(tunnel.ErrClosed)), "Serve returning after Close")
 			})
-		})
+		}, NodeTimeout(specTimeout))
 
 		curl := func(ctx context.Context, env []string, args ...string) string {
 			GinkgoHelper()
@@ -267,18 +360,18 @@ var _ = Describe("Tunnel", func() {
 			Expect(curl(ctx, nil, "--socks5", addr, url(testbed.PrivateHost, "/"))).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
 			Expect(curl(ctx, nil, "--socks5-hostname", addr, url(testbed.FloatingName, "/"))).To(HavePrefix("hello from 172.24.4.10:8080 to 172.24.4.1:"))
 			Expect(curl(ctx, nil, "--socks5-hostname", addr, url(bed.ControllerIP, "/"))).To(HavePrefix(fmt.Sprintf("hello from %s:8080 to %s:", bed.ControllerIP, bed.ClientIP)))
-		})
+		}, SpecTimeout(specTimeout))
 
 		It("serves HTTP CONNECT and plain proxy requests", func(ctx SpecContext) {
 			Expect(curl(ctx, nil, "-p", "-x", "http://"+addr, url(testbed.PrivateHost, "/"))).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
 			Expect(curl(ctx, nil, "-x", "http://"+addr, url(testbed.FloatingHost, "/"))).To(HavePrefix("hello from 172.24.4.10:8080 to 172.24.4.1:"))
-		})
+		}, SpecTimeout(specTimeout))
 
 		It("gives an environment that curl follows", func(ctx SpecContext) {
 			env := t.Env(addr)
 			Expect(env).To(ContainElements("HTTPS_PROXY=http://"+addr, "https_proxy=http://"+addr, "ALL_PROXY=socks5h://"+addr, "NO_PROXY=localhost,127.0.0.1,::1"))
 			Expect(curl(ctx, env, url(testbed.PrivateName, "/"))).To(HavePrefix("hello from 10.0.3.10:8080 to 10.0.3.1:"))
-		})
+		}, SpecTimeout(specTimeout))
 
 		It("answers a refused target with the SOCKS5 code for a refused connection", func(ctx SpecContext) {
 			d, err := proxy.SOCKS5("tcp", addr, nil, proxy.Direct)
@@ -288,7 +381,7 @@ var _ = Describe("Tunnel", func() {
 			conn, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", "10.0.3.10:8080")
 			Expect(err).NotTo(HaveOccurred())
 			conn.Close()
-		})
+		}, SpecTimeout(specTimeout))
 
 		It("carries a half-close both ways: the client's end of writing reaches the target, the answer still comes back, then EOF", func(ctx SpecContext) {
 			// The SOCKS5 client's conn does not expose CloseWrite; keep the
@@ -333,7 +426,7 @@ var _ = Describe("Tunnel", func() {
 				cancel()
 				conn.Close() // an SSH channel the server closed first answers io.EOF
 			}
-		})
+		}, SpecTimeout(specTimeout))
 
 		It("speaks SOCKS5 byte by byte: one byte per write, IPv4-mapped IPv6 targets, and the refusals of RFC 1928", func(ctx SpecContext) {
 			// exchange sends each of writes one byte at a time and returns
@@ -367,7 +460,7 @@ var _ = Describe("Tunnel", func() {
 			Expect(exchange(2, []byte{5, 1, 2})).To(Equal([]byte{5, 0xff}), "a client offering only user/password is refused")
 			Expect(exchange(4, greeting, []byte{5, 2, 0, 1, 10, 0, 3, 10, 0, 80})[2:]).To(Equal([]byte{5, 7}), "BIND: command not supported")
 			Expect(exchange(4, greeting, []byte{5, 1, 0, 9})[2:]).To(Equal([]byte{5, 8}), "an unknown address type")
-		})
+		}, SpecTimeout(specTimeout))
 	})
 
 	Describe("jumps", func() {
@@ -415,7 +508,7 @@ var _ = Describe("Tunnel", func() {
 			Expect(err).To(MatchError(ContainSubstring("host key mismatch")))
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(other)))
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(bed.PrivateSSHD.HostKey)))
-		})
+		}, SpecTimeout(specTimeout))
 	})
 
 	Describe("recovery", Serial, func() {
@@ -428,15 +521,21 @@ var _ = Describe("Tunnel", func() {
 		It("reconnects after sshd is killed and restarted", func(ctx SpecContext) {
 			t := open(ctx, fast)
 			c := t.HTTPClient()
-			_, err := get(c, url(testbed.PrivateHost, "/"))
+			_, err := get(ctx, c, url(testbed.PrivateHost, "/"))
 			Expect(err).NotTo(HaveOccurred())
 
-			Expect(bed.KillSSHD(ctx, bed.ControllerSSHD)).To(Succeed())
 			DeferCleanup(func(ctx SpecContext) {
-				if len(bed.ControllerSSHD.PIDs()) == 0 || !alive(bed.ControllerSSHD.PIDs()[0]) {
+				// The bed knows whether its sshd has exited: no PID is probed.
+				if !bed.ControllerSSHD.Running() {
 					Expect(bed.StartSSHD(ctx, bed.ControllerSSHD)).To(Succeed())
 				}
-			})
+			}, NodeTimeout(30*time.Second))
+			Expect(bed.KillSSHD(ctx, bed.ControllerSSHD)).To(Succeed())
+			// Once reaped, its PID may be another process's: the bed signals nothing.
+			Expect(bed.ControllerSSHD.Running()).To(BeFalse())
+			Expect(bed.ControllerSSHD.PIDs()).To(BeEmpty())
+			Expect(bed.ControllerSSHD.Signal(syscall.SIGCONT)).To(MatchError(testbed.ErrExited))
+			Expect(bed.KillSSHD(ctx, bed.ControllerSSHD)).To(Succeed(), "killing an sshd that has exited")
 			// While sshd is down, a dial fails within its deadline, saying why.
 			short, cancel := context.WithTimeout(ctx, time.Second)
 			_, err = t.DialContext(short, "tcp", "10.0.3.10:8080")
@@ -447,10 +546,8 @@ var _ = Describe("Tunnel", func() {
 
 			Expect(bed.StartSSHD(ctx, bed.ControllerSSHD)).To(Succeed())
 			t.Transport().CloseIdleConnections()
-			Eventually(func() (string, error) { return get(c, url(testbed.PrivateHost, "/")) }).
-				WithTimeout(15*time.Second).WithPolling(100*time.Millisecond).
-				Should(HavePrefix("hello from 10.0.3.10:8080"), "GET through the tunnel after sshd came back")
-		})
+			eventuallyGet(ctx, c, url(testbed.PrivateHost, "/"), "hello from 10.0.3.10:8080", 15*time.Second, "GET through the tunnel after sshd came back")
+		}, SpecTimeout(specTimeout))
 
 		It("detects a silent peer by keepalive and fails the dial in flight", func(ctx SpecContext) {
 			t := open(ctx, fast)
@@ -471,10 +568,8 @@ var _ = Describe("Tunnel", func() {
 			Eventually(dialed).WithTimeout(5*time.Second).Should(Receive(MatchError(tunnel.ErrConnectionLost)), "the dial in flight to fail when the frozen sshd missed its keepalives")
 
 			Expect(bed.ControllerSSHD.Signal(syscall.SIGCONT)).To(Succeed())
-			Eventually(func() (string, error) { return get(t.HTTPClient(), url(testbed.PrivateHost, "/")) }).
-				WithTimeout(15*time.Second).WithPolling(100*time.Millisecond).
-				Should(HavePrefix("hello from 10.0.3.10:8080"), "GET through the tunnel after sshd resumed")
-		})
+			eventuallyGet(ctx, t.HTTPClient(), url(testbed.PrivateHost, "/"), "hello from 10.0.3.10:8080", 15*time.Second, "GET through the tunnel after sshd resumed")
+		}, SpecTimeout(specTimeout))
 
 		It("closes safely while dials are in flight", func(ctx SpecContext) {
 			t := open(ctx, fast)
@@ -499,17 +594,30 @@ var _ = Describe("Tunnel", func() {
 			}
 			_, err := t.DialContext(ctx, "tcp", "10.0.3.10:8080")
 			Expect(err).To(MatchError(tunnel.ErrClosed))
-		})
+		}, SpecTimeout(specTimeout))
 	})
 })
-
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// keyFragments returns the lines of the PEM body of the bed's user key
+// that belong to this key alone: every base64 line but the first, which
+// holds the header ("openssh-key-v1", cipher and KDF "none") shared by
+// every unencrypted OpenSSH key.
+func keyFragments() []string {
+	GinkgoHelper()
+	lines := strings.Split(strings.TrimSpace(string(bed.UserKey)), "\n")
+	Expect(len(lines)).To(BeNumerically(">=", 4), "a PEM key: BEGIN, two base64 lines or more, END")
+	body := lines[2 : len(lines)-1]
+	for _, l := range body {
+		Expect(len(l)).To(BeNumerically(">=", 32), "base64 line %q is too short to be unique to the key", l)
+	}
+	return body
 }
 
 func newKey() ssh.PublicKey {

@@ -65,7 +65,10 @@ func (b *Bed) configureSSHD(s *SSHD) error {
 		"LogLevel INFO",
 		"",
 	}, "\n")
-	return os.WriteFile(s.config, []byte(conf), 0o600)
+	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("writing the configuration of sshd %s: %w", s.Name, err)
+	}
+	return nil
 }
 
 // StartSSHD starts s (again, after KillSSHD) and waits until it listens.
@@ -80,21 +83,66 @@ func (b *Bed) StartSSHD(ctx context.Context, s *SSHD) error {
 	return nil
 }
 
-// PIDs returns the PIDs of s's listener and every process it forked.
-func (s *SSHD) PIDs() []int {
+// ErrExited is returned by SSHD.Signal once the sshd has exited: its PID
+// may belong to another process by then, so nothing is signalled.
+var ErrExited = errors.New("the process has exited")
+
+// running returns s's command while it has not exited, else nil.
+func (s *SSHD) running() (*exec.Cmd, chan struct{}) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil || isClosed(exited) {
+		return nil, exited
+	}
+	return cmd, exited
+}
+
+// Running reports whether s has been started and has not exited since.
+func (s *SSHD) Running() bool {
+	cmd, _ := s.running()
+	return cmd != nil
+}
+
+// PIDs returns the PIDs of s's listener and every process it forked; nil
+// once the listener has exited (its PID may belong to another process by
+// then).
+func (s *SSHD) PIDs() []int {
+	cmd, _ := s.running()
+	if cmd == nil {
 		return nil
 	}
-	return ProcessTree(s.cmd.Process.Pid)
+	return ProcessTree(cmd.Process.Pid)
 }
 
 // Signal sends sig to s's listener and every process it forked (the
-// per-connection servers).
+// per-connection servers). Once the listener has exited it signals nothing
+// and returns an error wrapping ErrExited.
 func (s *SSHD) Signal(sig syscall.Signal) error {
+	cmd, _ := s.running()
+	if cmd == nil {
+		return fmt.Errorf("sending signal %d (%s) to sshd %s: %w", sig, sig, s.Name, ErrExited)
+	}
+	if err := signalTree(cmd, sig); err != nil {
+		return fmt.Errorf("sending signal %d (%s) to sshd %s: %w", sig, sig, s.Name, err)
+	}
+	return nil
+}
+
+// signalTree sends sig to cmd's process and every process below it. The
+// process itself is signalled through its process handle (a pidfd), which
+// never reaches another process that took over its PID; once it has been
+// reaped the result wraps ErrExited.
+func signalTree(cmd *exec.Cmd, sig syscall.Signal) error {
+	pids := ProcessTree(cmd.Process.Pid)
+	if err := cmd.Process.Signal(sig); err != nil {
+		if errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("process %d: %w", cmd.Process.Pid, ErrExited)
+		}
+		return fmt.Errorf("kill -%d %d: %w", sig, cmd.Process.Pid, err)
+	}
 	var errs []error
-	for _, pid := range s.PIDs() {
+	for _, pid := range pids[1:] {
 		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("kill -%d %d: %w", sig, pid, err))
 		}
@@ -102,14 +150,24 @@ func (s *SSHD) Signal(sig syscall.Signal) error {
 	return errors.Join(errs...)
 }
 
-// Kill kills s and its per-connection servers and waits until the listener
-// has exited.
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// KillSSHD kills s and its per-connection servers and waits until the
+// listener has exited; an sshd that has already exited is left alone.
 func (b *Bed) KillSSHD(ctx context.Context, s *SSHD) error {
-	s.mu.Lock()
-	exited := s.exited
-	s.mu.Unlock()
-	if err := s.Signal(syscall.SIGKILL); err != nil {
-		return err
+	cmd, exited := s.running()
+	if cmd == nil {
+		return nil
+	}
+	if err := signalTree(cmd, syscall.SIGKILL); err != nil && !errors.Is(err, ErrExited) {
+		return fmt.Errorf("killing sshd %s: %w", s.Name, err)
 	}
 	select {
 	case <-exited:
@@ -325,15 +383,11 @@ func (b *Bed) Close(ctx context.Context) error {
 	b.mu.Unlock()
 	var errs []error
 	for _, p := range procs {
-		select {
-		case <-p.exited:
+		if isClosed(p.exited) {
 			continue // its PID may belong to someone else by now
-		default:
 		}
-		for _, pid := range ProcessTree(p.cmd.Process.Pid) {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				errs = append(errs, err)
-			}
+		if err := signalTree(p.cmd, syscall.SIGKILL); err != nil && !errors.Is(err, ErrExited) {
+			errs = append(errs, err)
 		}
 	}
 	errs = append(errs, b.topo.Cleanup(ctx))

@@ -66,8 +66,9 @@ type SSHD struct {
 	Name string
 	// Addr is host:port.
 	Addr string
-	// HostKey is the public host key; HostKeyLine its authorized_keys line.
-	HostKey     ssh.PublicKey
+	// HostKey is the public host key.
+	HostKey ssh.PublicKey
+	// HostKeyLine is HostKey as an authorized_keys line, newline included.
 	HostKeyLine []byte
 
 	ns     *netns.Namespace
@@ -87,9 +88,9 @@ type Bed struct {
 	ClientIP, ControllerIP string
 	// ControllerSSHD, PrivateSSHD and FloatingSSHD are the servers.
 	ControllerSSHD, PrivateSSHD, FloatingSSHD *SSHD
-	// UserKey is the private key authorised on every sshd, PEM-encoded;
-	// UserSigner the same key for x/crypto.
-	UserKey    []byte
+	// UserKey is the private key authorised on every sshd, PEM-encoded.
+	UserKey []byte
+	// UserSigner is UserKey as a signer for golang.org/x/crypto/ssh.
 	UserSigner ssh.Signer
 	// UserKeyFile and KnownHostsFile are files for ssh(1).
 	UserKeyFile, KnownHostsFile string
@@ -165,21 +166,24 @@ func Start(ctx context.Context, opts Options) (b *Bed, err error) {
 func (b *Bed) makeUserKey() error {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return err
+		return fmt.Errorf("generating the user key: %w", err)
 	}
 	block, err := ssh.MarshalPrivateKey(priv, "")
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding the user key: %w", err)
 	}
 	b.UserKey = pem.EncodeToMemory(block)
 	if b.UserSigner, err = ssh.NewSignerFromKey(priv); err != nil {
-		return err
+		return fmt.Errorf("making a signer of the user key: %w", err)
 	}
 	b.UserKeyFile = filepath.Join(b.Dir, "id_ed25519")
 	if err := os.WriteFile(b.UserKeyFile, b.UserKey, 0o600); err != nil {
-		return err
+		return fmt.Errorf("writing the user key: %w", err)
 	}
-	return os.WriteFile(filepath.Join(b.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(b.UserSigner.PublicKey()), 0o600)
+	if err := os.WriteFile(filepath.Join(b.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(b.UserSigner.PublicKey()), 0o600); err != nil {
+		return fmt.Errorf("authorising the user key: %w", err)
+	}
+	return nil
 }
 
 // network creates the namespaces and links.

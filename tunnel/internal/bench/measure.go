@@ -84,11 +84,11 @@ func measure(setupFile string) error {
 	defer stop()
 	b, err := os.ReadFile(setupFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the setup file: %w", err)
 	}
 	var s setup
 	if err := json.Unmarshal(b, &s); err != nil {
-		return err
+		return fmt.Errorf("parsing the setup file %s: %w", setupFile, err)
 	}
 	if s.CPUProfile != "" {
 		f, err := os.Create(s.CPUProfile)
