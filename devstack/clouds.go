@@ -25,6 +25,7 @@ type CloudsYAMLError struct {
 	Err error
 }
 
+// Error names the clouds.yaml line and field, when known, and the problem.
 func (e *CloudsYAMLError) Error() string {
 	var b strings.Builder
 	b.WriteString("clouds.yaml")
@@ -39,6 +40,7 @@ func (e *CloudsYAMLError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying parser error, or nil.
 func (e *CloudsYAMLError) Unwrap() error { return e.Err }
 
 // CloudNotFoundError is a cloud name that the clouds.yaml does not hold.
@@ -49,6 +51,7 @@ type CloudNotFoundError struct {
 	Known []string
 }
 
+// Error names the cloud asked for and the clouds the clouds.yaml holds.
 func (e *CloudNotFoundError) Error() string {
 	known := "none"
 	if len(e.Known) > 0 {

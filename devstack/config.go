@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Defaults of CAPO's CI environment (see the table in the design notes).
+// Defaults of CAPO's CI environment; DefaultConfig returns them as a Config.
 const (
 	DefaultName             = "capo-e2e"
 	DefaultFailureDomain    = "testaz1"

@@ -10,7 +10,9 @@ import (
 // Host creates and removes the machines of an environment: a controller
 // running every OpenStack API and a worker that joins later in the alternate
 // availability zone. Implementations: devstack/local (network namespaces on
-// this machine), an existing cloud, OpenStack and GCE.
+// this machine) and Existing (an environment that already runs). A host that
+// boots DevStack VMs (as CAPO's OpenStack and GCE jobs do) can implement it
+// with devstack/cloudinit's user-data.
 type Host interface {
 	// Name identifies the kind of host ("local", "existing", ...).
 	Name() string
@@ -74,7 +76,8 @@ type SSHEndpoint struct {
 	HostKey string `json:"hostKey"`
 }
 
-// Marshal serialises the environment for another process (see Unmarshal).
+// Marshal serialises the environment for another process (see
+// UnmarshalEnvironment).
 func (e *Environment) Marshal() ([]byte, error) {
 	b, err := json.Marshal(e)
 	if err != nil {

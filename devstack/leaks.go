@@ -43,6 +43,7 @@ type Resource struct {
 	Project string `json:"project,omitempty"`
 }
 
+// String gives the resource's kind, name, ID and project.
 func (r Resource) String() string {
 	return fmt.Sprintf("%s %q (%s, project %s)", r.Kind, r.Name, r.ID, r.Project)
 }
@@ -60,6 +61,7 @@ type LeakError struct {
 	Leaked []Resource
 }
 
+// Error gives the number of resources left behind and lists each one.
 func (e *LeakError) Error() string {
 	parts := make([]string, len(e.Leaked))
 	for i, r := range e.Leaked {

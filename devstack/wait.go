@@ -56,6 +56,8 @@ type WaitTimeoutError struct {
 	Err error
 }
 
+// Error says whether the wait timed out or was canceled, after how long,
+// what it waited for and what it saw last.
 func (e *WaitTimeoutError) Error() string {
 	verb := "timed out"
 	if errors.Is(e.Err, context.Canceled) {
@@ -64,6 +66,7 @@ func (e *WaitTimeoutError) Error() string {
 	return fmt.Sprintf("%s after %s waiting for %s; last seen: %s", verb, e.Waited.Round(time.Millisecond), e.What, e.LastSeen)
 }
 
+// Unwrap returns the context's error.
 func (e *WaitTimeoutError) Unwrap() error { return e.Err }
 
 // Condition is a Strategy that polls one check with backoff until it holds.
@@ -444,9 +447,12 @@ func cinderZone(ctx context.Context, c *Clients, az string) (bool, string, error
 	return zoneOK && up, fmt.Sprintf("zones [%s], cinder-volume in %s: [%s]", strings.Join(names, " "), az, strings.Join(seen, ", ")), nil
 }
 
-// WaitForSecondAZ waits until the worker's zone (Config.FailureDomainAlt)
-// has an up nova-compute and an up cinder-volume, for at most
-// DefaultSecondAZTimeout or until ctx ends.
+// WaitForSecondAZ waits until the worker's zone (Config.FailureDomainAlt) is
+// usable, as ForAvailabilityZone checks it: a nova zone with a host whose
+// nova-compute is available and active, a placement allocation candidate for
+// a one-vCPU server in the zone's host aggregates, and a cinder zone with a
+// cinder-volume up and enabled. It waits at most DefaultSecondAZTimeout, or
+// until ctx ends.
 func (e *Environment) WaitForSecondAZ(ctx context.Context) error {
 	return ForAvailabilityZone(e.Config.WithDefaults().FailureDomainAlt).WithTimeout(DefaultSecondAZTimeout).WaitUntilReady(ctx, e)
 }

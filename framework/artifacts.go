@@ -32,7 +32,9 @@ type CollectArtifactsOnFailureInput struct {
 	// DevStack is the environment whose logs to collect. Required.
 	DevStack *DevStack
 	// ArtifactFolder is the root of the artifacts (default ArtifactFolder());
-	// the logs go to <folder>/failures/<spec>/.
+	// the logs go to <folder>/failures/<spec>-p<N>/, where <spec> is the
+	// spec's full text (unsafe characters replaced, at most 100 characters)
+	// and N the Ginkgo parallel process (1 when serial).
 	ArtifactFolder string
 	// Timeout bounds the collection (default DefaultCollectTimeout).
 	Timeout time.Duration

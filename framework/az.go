@@ -68,9 +68,12 @@ type WaitForSecondAZInput struct {
 	AvailabilityZone string
 }
 
-// WaitForSecondAZ waits until the worker's availability zone has an up
-// nova-compute and an up cinder-volume, within intervals (use
-// e2eConfig.GetIntervals(spec, "wait-alt-az")). The spec fails with what was
+// WaitForSecondAZ waits until the worker's availability zone is usable, as
+// devstack.ForAvailabilityZone checks it: a nova zone with a host whose
+// nova-compute is available and active, a placement allocation candidate for
+// a one-vCPU server in the zone's host aggregates, and a cinder zone with a
+// cinder-volume up and enabled. It waits within intervals (use
+// e2eConfig.GetIntervals(spec, "wait-alt-az")); the spec fails with what was
 // seen last when it does not. It returns how long it waited and records it
 // in the spec's report.
 func WaitForSecondAZ(ctx context.Context, input WaitForSecondAZInput, intervals ...interface{}) time.Duration {

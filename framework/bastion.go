@@ -164,7 +164,9 @@ type RunOnNodeInput struct {
 	// Address is the node's address as the bastion sees it (its fixed IP),
 	// host or host:port. Required.
 	Address string
-	// User is the login on the node (default: the e2e config's SSH_USER_MACHINE, "ubuntu").
+	// User is the login on the node (default "ubuntu", CAPO's SSH_USER_MACHINE
+	// default); pass e2eConfig.MustGetVariable("SSH_USER_MACHINE") to follow
+	// the e2e configuration.
 	User string
 	// Signer authenticates on the node (default: the bastion's signer).
 	Signer ssh.Signer

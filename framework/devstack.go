@@ -58,7 +58,8 @@ type SetupDevStackInput struct {
 	// Host brings the environment up. Nil means: attach to the file named by
 	// AttachFile or $STACKGATE_ENVIRONMENT if set, else the Existing host when
 	// $USE_EXISTING_DEVSTACK is "true" (see HostFromEnv), else the local host's
-	// default instance, which reuses a running environment in seconds.
+	// default instance, which reuses a running environment in well under a
+	// second.
 	Host devstack.Host
 	// AttachFile is a serialised environment to attach to instead of asking a
 	// host (default $STACKGATE_ENVIRONMENT).

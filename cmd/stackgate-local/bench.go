@@ -28,7 +28,7 @@ func loadAverage() string {
 }
 
 // bench measures a separate instance "bench" (the default environment is
-// left alone): packages present to API ready, reuse, controller ready to
+// left alone): packages present to API ready, reuse, worker started to
 // testaz2 usable and the environment's peak memory (PSS, sampled during the
 // whole run); then it takes the instance down.
 func bench(ctx context.Context) (err error) {
@@ -120,7 +120,7 @@ func bench(ctx context.Context) (err error) {
 		row("packages present -> API ready (target 3m)", fmt.Sprintf("%s (the run above without apt)", (up-install.Duration).Round(100*time.Millisecond)))
 	}
 	row("reuse of a running environment (target 10s)", reuse.Round(time.Millisecond).String())
-	row("controller ready -> testaz2 usable (target 30s)", worker.Round(100*time.Millisecond).String())
+	row("worker started -> testaz2 usable (target 30s)", worker.Round(100*time.Millisecond).String())
 	row("peak memory, sum of PSS (target 5 GB)", fmt.Sprintf("%.2f GB (sum of RSS at that sample %.2f GB; %d processes; peak of %d samples every 2s)",
 		float64(peak.PSS)/1e9, float64(peak.RSS)/1e9, peak.Processes, samples+1))
 	row("memory after the worker joined, PSS", fmt.Sprintf("%.2f GB (RSS %.2f GB, %d processes)", float64(end.PSS)/1e9, float64(end.RSS)/1e9, end.Processes))
