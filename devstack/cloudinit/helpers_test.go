@@ -2,11 +2,15 @@ package cloudinit_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -70,6 +74,40 @@ func expectGolden(name string, got []byte) {
 	Expect(string(got)).To(Equal(string(want)), "%s differs from the rendering; if the change is intended, run go test ./devstack/cloudinit/ -update", path)
 }
 
+// runWithin runs name with args in dir (the current directory if empty),
+// with stdin (nothing if nil), under a context that ends after limit, and
+// returns its combined stdout and stderr and its exit code. It fails the
+// spec if the program cannot be started, or if it is still running after
+// limit, saying that it gave up waiting for what.
+func runWithin(limit time.Duration, what, dir string, stdin io.Reader, name string, args ...string) (string, int) {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Stdin = stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// The program runs in its own process group, and the whole group is
+	// killed at the limit, so no child it started (a sleep of wait_for)
+	// outlives the spec; should one escape the group and hold the output
+	// open, Wait stops waiting for it shortly after.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	err := cmd.Run()
+	if err != nil && ctx.Err() != nil {
+		Expect(ctx.Err()).NotTo(HaveOccurred(), "gave up after %s waiting for %s; its output so far:\n%s", limit, what, out.String())
+		return out.String(), -1
+	}
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		Expect(err).NotTo(HaveOccurred(), "running %s for %s", name, what)
+		return out.String(), -1
+	}
+	return out.String(), cmd.ProcessState.ExitCode()
+}
+
 // schemaCheck runs Debian's `cloud-init schema --config-file` on doc and
 // returns its combined output and whether cloud-init accepted the document.
 func schemaCheck(doc []byte) (string, bool) {
@@ -78,15 +116,33 @@ func schemaCheck(doc []byte) (string, bool) {
 	Expect(err).NotTo(HaveOccurred(), "cloud-init is not installed; install it (apt-get install cloud-init) to validate rendered user-data")
 	f := filepath.Join(GinkgoT().TempDir(), "user-data.yaml")
 	Expect(os.WriteFile(f, doc, 0o600)).To(Succeed())
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "schema", "--config-file", f)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		Fail("running cloud-init schema: " + err.Error())
+	out, code := runWithin(2*time.Minute, "cloud-init schema to check the rendered user-data", "", nil, bin, "schema", "--config-file", f)
+	return out, code == 0 && strings.Contains(out, "Valid cloud-config")
+}
+
+// hostKeyBody returns the base64 lines of an OpenSSH private key in PEM
+// after the first: the first encodes the openssh-key-v1 header, which is
+// the same for every unencrypted ed25519 key, while every later line holds
+// bytes of this key (its private half among them).
+func hostKeyBody(k cloudinit.HostKey) []string {
+	GinkgoHelper()
+	var body []string
+	for _, line := range strings.Split(string(k.PrivateKeyPEM()), "\n") {
+		if line != "" && !strings.HasPrefix(line, "-----") {
+			body = append(body, line)
+		}
 	}
-	return out.String(), err == nil && strings.Contains(out.String(), "Valid cloud-config")
+	Expect(len(body)).To(BeNumerically(">", 1), "the host key's PEM has no body after its header")
+	return body[1:]
+}
+
+// expectNoHostKey fails if text holds any line of k's PEM body that is
+// unique to k.
+func expectNoHostKey(text string, k cloudinit.HostKey, where string) {
+	GinkgoHelper()
+	for i, line := range hostKeyBody(k) {
+		Expect(text).NotTo(ContainSubstring(line), "%s holds line %d of the private host key", where, i+2)
+	}
 }
 
 // expectValidCloudConfig fails unless cloud-init's schema check accepts doc.

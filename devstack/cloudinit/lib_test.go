@@ -1,12 +1,11 @@
 package cloudinit_test
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -25,21 +24,16 @@ var _ = Describe("wait_for in the rendered lib.sh", func() {
 		Expect(os.WriteFile(lib, []byte(u.file("/var/lib/stackgate/lib.sh")), 0o644)).To(Succeed())
 	})
 
-	run := func(script string) (string, int) {
-		cmd := exec.Command("bash", "-c", "set -o errexit -o nounset -o pipefail; source \"$0\"; "+script, lib)
-		cmd.Dir = GinkgoT().TempDir()
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			Fail("running bash: " + err.Error())
-		}
-		return out.String(), cmd.ProcessState.ExitCode()
+	// run sources lib.sh in bash and runs script; it fails the spec if bash
+	// is still running after limit.
+	run := func(limit time.Duration, script string) (string, int) {
+		GinkgoHelper()
+		return runWithin(limit, "bash to run "+strconv.Quote(script), GinkgoT().TempDir(), nil,
+			"bash", "-c", "set -o errexit -o nounset -o pipefail; source \"$0\"; "+script, lib)
 	}
 
 	It("gives up after its limit, saying what it waited for and what it saw last", func() {
-		out, code := run(`probe() { echo x >> attempts; echo "attempt $(wc -l < attempts): still down"; return 1; }; wait_for 2 "the impossible" probe`)
+		out, code := run(30*time.Second, `probe() { echo x >> attempts; echo "attempt $(wc -l < attempts): still down"; return 1; }; wait_for 2 "the impossible" probe`)
 		Expect(code).To(Equal(1))
 		Expect(out).To(ContainSubstring("gave up after 2s waiting for the impossible; the last attempt said:"))
 		Expect(out).To(MatchRegexp(`attempt [2-9]: still down`))
@@ -47,8 +41,20 @@ var _ = Describe("wait_for in the rendered lib.sh", func() {
 	})
 
 	It("returns as soon as the command succeeds", func() {
-		out, code := run(`probe() { [ -e ready ] || { touch ready; return 1; }; }; wait_for 60 "the flag file" probe`)
+		out, code := run(30*time.Second, `probe() { [ -e ready ] || { touch ready; return 1; }; }; wait_for 60 "the flag file" probe`)
 		Expect(code).To(Equal(0))
 		Expect(out).To(MatchRegexp(`done after [0-9]+s: the flag file`))
+	})
+
+	It("fails the spec instead of hanging it when wait_for outlives the spec's limit", func() {
+		start := time.Now()
+		failures := InterceptGomegaFailures(func() {
+			run(time.Second, `wait_for 600 "a service that never comes" false`)
+		})
+		Expect(time.Since(start)).To(BeNumerically("<", 10*time.Second))
+		Expect(failures).To(ConsistOf(And(
+			ContainSubstring("gave up after 1s waiting for bash to run"),
+			ContainSubstring("a service that never comes"),
+		)))
 	})
 })

@@ -101,7 +101,7 @@ type Sections map[string]Options
 // and the [[post-config|FILE]] sections. Build one with NewControllerLocalConf
 // or NewWorkerLocalConf and adjust its fields; Render writes it in the format
 // DevStack reads, in a deterministic order. String gives the same text with
-// the passwords redacted, for logs and artifacts.
+// the credentials redacted, for logs and artifacts.
 type LocalConf struct {
 	// Branch is the branch of DevStack and of every plugin, "stable/2025.2" or "master".
 	Branch string `json:"branch"`
@@ -142,11 +142,13 @@ type LocalConf struct {
 	// DevStack's default images are never downloaded.
 	ImageURLs []string `json:"imageURLs,omitempty"`
 	// Vars are further [[local|localrc]] variables, written after the typed ones
-	// in name order. Variables the typed fields own are refused.
+	// in name order. Variables the typed fields own are refused. String
+	// redacts the values it takes for credentials (see String).
 	Vars map[string]string `json:"vars,omitempty"`
 	// PostConfig are [[post-config|FILE]] sections by FILE (NovaConf,
 	// CinderConf, ...). They are merged over the sections derived from the
-	// typed fields (MTU, DNS, Cinder's zone), so an entry here wins.
+	// typed fields (MTU, DNS, Cinder's zone), so an entry here wins. String
+	// redacts the values it takes for credentials (see String).
 	PostConfig map[string]Sections `json:"postConfig,omitempty"`
 }
 
@@ -411,9 +413,56 @@ func (lc *LocalConf) Render() ([]byte, error) {
 	return lc.render(true), nil
 }
 
-// String returns local.conf with the passwords replaced by Redacted, for
-// logs and artifacts. It does not validate.
+// String returns local.conf with the credentials replaced by Redacted, for
+// logs and artifacts: the Passwords; the whole value of every variable and
+// post-config option whose name holds password, passwd, secret, token,
+// credential or key (in any case); every occurrence of one of the Passwords
+// in any other value; and the password of every URL's user information
+// (scheme://user:password@host). The rest is as Render writes it. It does
+// not validate.
 func (lc *LocalConf) String() string { return string(lc.render(false)) }
+
+// secretName matches the names of variables and options whose values String
+// redacts: "key" only as a word's end (API_KEY, apikey, key_file), so that
+// names such as KEYSTONE_SERVICE_URI stay readable.
+var secretName = regexp.MustCompile(`(?i)passw(or)?d|secret|token|credential|keys?([^a-z]|$)`)
+
+// urlAuthority matches a URL's scheme and authority (everything up to the
+// path, query, fragment or the end of the word).
+var urlAuthority = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*`)
+
+// redactValue returns value with every occurrence of one of lc's Passwords
+// and the password of every URL's user information replaced by Redacted.
+// Each host of a multi-host URL (rabbit://u:p@h1,u:p@h2/) counts.
+func (lc *LocalConf) redactValue(value string) string {
+	var known []string
+	for _, f := range lc.Passwords.fields() {
+		if *f.value != "" {
+			known = append(known, f.value.Reveal())
+		}
+	}
+	// The longest first, so a password that holds another is replaced whole.
+	slices.SortFunc(known, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(known))
+	for _, p := range known {
+		pairs = append(pairs, p, Redacted)
+	}
+	value = strings.NewReplacer(pairs...).Replace(value)
+	return urlAuthority.ReplaceAllStringFunc(value, func(u string) string {
+		scheme, authority, _ := strings.Cut(u, "://")
+		hosts := strings.Split(authority, ",")
+		for i, h := range hosts {
+			at := strings.LastIndex(h, "@")
+			if at < 0 {
+				continue
+			}
+			if user, _, ok := strings.Cut(h[:at], ":"); ok {
+				hosts[i] = user + ":" + Redacted + h[at:]
+			}
+		}
+		return scheme + "://" + strings.Join(hosts, ",")
+	})
+}
 
 // services returns the enabled services, Octavia's included, deduplicated and sorted.
 func (lc *LocalConf) services() []string {
@@ -468,7 +517,23 @@ func (lc *LocalConf) postConfig() map[string]Sections {
 
 func (lc *LocalConf) render(reveal bool) []byte {
 	var b bytes.Buffer
+	// show returns the value of name as the rendering shows it.
+	show := func(name, value string) string {
+		switch {
+		case reveal:
+			return value
+		case secretName.MatchString(name):
+			return Redacted
+		default:
+			return lc.redactValue(value)
+		}
+	}
 	v := func(name, value string) {
+		value = show(name, value)
+		if !reveal && value == Redacted {
+			fmt.Fprintf(&b, "%s=%s\n", name, Redacted)
+			return
+		}
 		if !bareValue.MatchString(value) {
 			value = shellQuote(value)
 		}
@@ -528,7 +593,7 @@ func (lc *LocalConf) render(reveal bool) []byte {
 		if branch == "" {
 			branch = lc.Branch
 		}
-		fmt.Fprintf(&b, "enable_plugin %s %s %s\n", p.Name, repo, branch)
+		fmt.Fprintf(&b, "enable_plugin %s %s %s\n", p.Name, show("", repo), branch)
 	}
 
 	comment("Services")
@@ -589,7 +654,7 @@ func (lc *LocalConf) render(reveal bool) []byte {
 			}
 			fmt.Fprintf(&b, "[%s]\n", section)
 			for _, k := range sortedKeys(sections[section]) {
-				fmt.Fprintf(&b, "%s = %s\n", k, sections[section][k])
+				fmt.Fprintf(&b, "%s = %s\n", k, show(k, sections[section][k]))
 			}
 		}
 	}

@@ -157,6 +157,83 @@ var _ = Describe("LocalConf", func() {
 				"fixtureService04", "<redacted>", "fixtureToken05", "<redacted>").Replace(text)))
 		})
 
+		It("are redacted in String and RenderRedacted under names that suggest a credential, inside other values and in URLs", func() {
+			const (
+				option  = "plainOptionSecret42"
+				token   = "plainVarToken43"
+				urlPass = "unknownUrlPass44"
+			)
+			lc := controllerLocalConf()
+			lc.Vars = map[string]string{
+				"SOME_TOKEN":       token,
+				"NOVA_VNC_ENABLED": "True",
+				"KEYSTONE_REGION":  "RegionTwo",
+				"COPY_OF_RABBIT":   fixturePasswords.RabbitMQ.Reveal(),
+			}
+			lc.Set(cloudinit.NovaConf, "keystone_authtoken", "admin_password", option)
+			lc.Set(cloudinit.NovaConf, "DEFAULT", "transport_url", "rabbit://stackrabbit:"+fixturePasswords.RabbitMQ.Reveal()+"@10.0.3.15:5672,other:"+urlPass+"@10.0.3.16:5672/")
+			lc.Set(cloudinit.NovaConf, "database", "connection", "mysql+pymysql://root:"+urlPass+"@10.0.3.15/nova?charset=utf8")
+			lc.Set(cloudinit.NovaConf, "DEFAULT", "my_block_storage_ip", "10.0.3.15")
+
+			text := mustRender(lc)
+			in := fixtureInput(cloudinit.Controller)
+			in.LocalConf = lc
+			redacted, err := cloudinit.RenderRedacted(in)
+			Expect(err).NotTo(HaveOccurred())
+			shown := map[string]string{"String": lc.String(), "RenderRedacted": string(redacted)}
+
+			for _, secret := range []string{option, token, urlPass, fixturePasswords.RabbitMQ.Reveal()} {
+				Expect(text).To(ContainSubstring(secret), "local.conf as DevStack reads it keeps every value")
+				for where, s := range shown {
+					Expect(s).NotTo(ContainSubstring(secret), "%s shows a credential", where)
+				}
+			}
+			Expect(text).To(ContainSubstring("admin_password = " + option + "\n"))
+			Expect(text).To(ContainSubstring("SOME_TOKEN=" + token + "\n"))
+			Expect(lc.String()).To(ContainSubstring("admin_password = <redacted>\n"))
+			Expect(lc.String()).To(ContainSubstring("SOME_TOKEN=<redacted>\n"))
+			Expect(lc.String()).To(ContainSubstring("COPY_OF_RABBIT=<redacted>\n"))
+			Expect(lc.String()).To(ContainSubstring("transport_url = rabbit://stackrabbit:<redacted>@10.0.3.15:5672,other:<redacted>@10.0.3.16:5672/\n"))
+			Expect(lc.String()).To(ContainSubstring("connection = mysql+pymysql://root:<redacted>@10.0.3.15/nova?charset=utf8\n"))
+			for _, harmless := range []string{"NOVA_VNC_ENABLED=True\n", "KEYSTONE_REGION=RegionTwo\n", "my_block_storage_ip = 10.0.3.15\n", "[keystone_authtoken]\n"} {
+				Expect(text).To(ContainSubstring(harmless))
+				Expect(lc.String()).To(ContainSubstring(harmless), "String keeps what is no credential")
+			}
+		})
+
+		DescribeTable("String redacts by the variable's or option's name, in any case",
+			func(name string, redacted bool) {
+				lc := controllerLocalConf()
+				const value = "aValueOfSomeLength"
+				variable := "EXTRA_" + strings.ToUpper(name)
+				lc.Vars = map[string]string{variable: value}
+				lc.Set(cloudinit.NovaConf, "DEFAULT", name, value)
+				Expect(mustRender(lc)).To(ContainSubstring(value), "the check below must be able to fail")
+				if redacted {
+					Expect(lc.String()).NotTo(ContainSubstring(value))
+					Expect(lc.String()).To(ContainSubstring(variable + "=<redacted>\n"))
+					Expect(lc.String()).To(ContainSubstring(name + " = <redacted>\n"))
+				} else {
+					Expect(lc.String()).To(ContainSubstring(variable + "=" + value + "\n"))
+					Expect(lc.String()).To(ContainSubstring(name + " = " + value + "\n"))
+				}
+			},
+			Entry(nil, "admin_password", true),
+			Entry(nil, "Db_Passwd", true),
+			Entry(nil, "client_secret", true),
+			Entry(nil, "some_token", true),
+			Entry(nil, "tokens_of_x", true),
+			Entry(nil, "credential", true),
+			Entry(nil, "application_credentials_x", true),
+			Entry(nil, "api_key", true),
+			Entry(nil, "apikey", true),
+			Entry(nil, "fixed_key", true),
+			Entry(nil, "keys", true),
+			Entry(nil, "keystone_region", false),
+			Entry(nil, "monkeyshines", false),
+			Entry(nil, "cpu_allocation_ratio", false),
+		)
+
 		It("are generated random, valid and distinct", func() {
 			a, err := cloudinit.NewPasswords()
 			Expect(err).NotTo(HaveOccurred())

@@ -140,8 +140,9 @@ var userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 // cloud's user-data and nowhere else (RenderRedacted is for artifacts).
 func Render(in Input) ([]byte, error) { return render(in, true) }
 
-// RenderRedacted returns the same document as Render with the passwords and
-// the private host key replaced by Redacted; it is still valid cloud-config.
+// RenderRedacted returns the same document as Render with the private host
+// key and the credentials of the local.conf (see LocalConf.String) replaced
+// by Redacted; it is still valid cloud-config.
 func RenderRedacted(in Input) ([]byte, error) { return render(in, false) }
 
 // templateData is what the templates in data/cloud-init see.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -210,15 +209,21 @@ var _ = Describe("Render", func() {
 			doc := render(in)
 			redacted, err := cloudinit.RenderRedacted(in)
 			Expect(err).NotTo(HaveOccurred())
-			key := string(in.HostKey.PrivateKeyPEM())
-			keyBody := strings.Split(key, "\n")[1]
-			Expect(string(doc)).To(ContainSubstring(keyBody), "the checks below must be able to fail")
-			shown := []string{string(redacted), fmt.Sprintf("%v", in), fmt.Sprintf("%+v", in), fmt.Sprintf("%#v", in), in.HostKey.String()}
-			for _, s := range shown {
-				Expect(s).NotTo(ContainSubstring(keyBody))
+			for _, line := range hostKeyBody(in.HostKey) {
+				Expect(string(doc)).To(ContainSubstring(line), "the checks below must be able to fail")
+			}
+			shown := map[string]string{
+				"the redacted document": string(redacted),
+				"%v of the input":       fmt.Sprintf("%v", in),
+				"%+v of the input":      fmt.Sprintf("%+v", in),
+				"%#v of the input":      fmt.Sprintf("%#v", in),
+				"the host key's String": in.HostKey.String(),
+			}
+			for where, s := range shown {
+				expectNoHostKey(s, in.HostKey, where)
 				for _, p := range revealed(fixturePasswords) {
 					Expect(string(doc)).To(ContainSubstring(p))
-					Expect(s).NotTo(ContainSubstring(p))
+					Expect(s).NotTo(ContainSubstring(p), "%s holds a password", where)
 				}
 			}
 			Expect(string(redacted)).To(ContainSubstring("ed25519_private: |\n    <redacted>\n"))
@@ -247,7 +252,7 @@ var _ = Describe("Render", func() {
 					}
 					Expect(err.Error()).NotTo(ContainSubstring("PRIVATE KEY-----"))
 					if !in.HostKey.IsZero() {
-						Expect(err.Error()).NotTo(ContainSubstring(strings.Split(string(in.HostKey.PrivateKeyPEM()), "\n")[1]))
+						expectNoHostKey(err.Error(), in.HostKey, "the error")
 					}
 					for _, p := range revealed(in.Passwords) {
 						if p != "" {
@@ -305,10 +310,9 @@ var _ = Describe("HostKey", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(pinned.Marshal()).To(Equal(a.PublicKey().Marshal()))
 
-		body := strings.Split(string(a.PrivateKeyPEM()), "\n")[1]
 		for _, s := range []string{a.String(), fmt.Sprintf("%v", a), fmt.Sprintf("%+v", a), fmt.Sprintf("%#v", a), fmt.Sprintf("%s", a)} {
 			Expect(s).To(Equal("ed25519 host key " + ssh.FingerprintSHA256(a.PublicKey())))
-			Expect(s).NotTo(ContainSubstring(body))
+			expectNoHostKey(s, a, "the printed host key")
 		}
 		text, err := a.MarshalText()
 		Expect(err).NotTo(HaveOccurred())
@@ -318,14 +322,16 @@ var _ = Describe("HostKey", func() {
 	It("refuses keys it cannot put into ssh_keys as ed25519, without echoing them", func() {
 		dir := GinkgoT().TempDir()
 		rsa := filepath.Join(dir, "rsa")
-		Expect(exec.Command("ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsa).Run()).To(Succeed())
+		out, code := runWithin(time.Minute, "ssh-keygen to generate an RSA key", "", nil, "ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsa)
+		Expect(code).To(BeZero(), "ssh-keygen failed:\n%s", out)
 		rsaPEM, err := os.ReadFile(rsa)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = cloudinit.ParseHostKey(rsaPEM)
 		Expect(err).To(MatchError(ContainSubstring("not ed25519")))
 
 		enc := filepath.Join(dir, "enc")
-		Expect(exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "secretphrase", "-f", enc).Run()).To(Succeed())
+		out, code = runWithin(time.Minute, "ssh-keygen to generate an encrypted ed25519 key", "", nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "secretphrase", "-f", enc)
+		Expect(code).To(BeZero(), "ssh-keygen failed:\n%s", out)
 		encPEM, err := os.ReadFile(enc)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = cloudinit.ParseHostKey(encPEM)
@@ -340,8 +346,6 @@ var _ = Describe("HostKey", func() {
 // expectBashSyntax fails unless bash -n accepts script.
 func expectBashSyntax(script string) {
 	GinkgoHelper()
-	cmd := exec.Command("bash", "-n")
-	cmd.Stdin = strings.NewReader(script)
-	out, err := cmd.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "bash -n rejected the script:\n%s\n%s", out, script)
+	out, code := runWithin(30*time.Second, "bash -n to check a script's syntax", "", strings.NewReader(script), "bash", "-n")
+	Expect(code).To(BeZero(), "bash -n rejected the script:\n%s\n%s", out, script)
 }
