@@ -431,10 +431,11 @@ var secretName = regexp.MustCompile(`(?i)passw(or)?d|secret|token|credential|key
 // path, query, fragment or the end of the word).
 var urlAuthority = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*`)
 
-// redactValue returns value with every occurrence of one of lc's Passwords
-// and the password of every URL's user information replaced by Redacted.
-// Each host of a multi-host URL (rabbit://u:p@h1,u:p@h2/) counts.
-func (lc *LocalConf) redactValue(value string) string {
+// valueRedactor returns a function that replaces, in a value, every
+// occurrence of one of lc's Passwords and the password of every URL's user
+// information by Redacted. Each host of a multi-host URL
+// (rabbit://u:p@h1,u:p@h2/) counts. It is made once per rendering.
+func (lc *LocalConf) valueRedactor() func(string) string {
 	var known []string
 	for _, f := range lc.Passwords.fields() {
 		if *f.value != "" {
@@ -447,21 +448,27 @@ func (lc *LocalConf) redactValue(value string) string {
 	for _, p := range known {
 		pairs = append(pairs, p, Redacted)
 	}
-	value = strings.NewReplacer(pairs...).Replace(value)
-	return urlAuthority.ReplaceAllStringFunc(value, func(u string) string {
-		scheme, authority, _ := strings.Cut(u, "://")
-		hosts := strings.Split(authority, ",")
-		for i, h := range hosts {
-			at := strings.LastIndex(h, "@")
-			if at < 0 {
-				continue
-			}
-			if user, _, ok := strings.Cut(h[:at], ":"); ok {
-				hosts[i] = user + ":" + Redacted + h[at:]
-			}
+	passwords := strings.NewReplacer(pairs...)
+	return func(value string) string {
+		return urlAuthority.ReplaceAllStringFunc(passwords.Replace(value), redactURLPassword)
+	}
+}
+
+// redactURLPassword replaces the password of every host's user information
+// in a URL's scheme and authority by Redacted.
+func redactURLPassword(u string) string {
+	scheme, authority, _ := strings.Cut(u, "://")
+	hosts := strings.Split(authority, ",")
+	for i, h := range hosts {
+		at := strings.LastIndex(h, "@")
+		if at < 0 {
+			continue
 		}
-		return scheme + "://" + strings.Join(hosts, ",")
-	})
+		if user, _, ok := strings.Cut(h[:at], ":"); ok {
+			hosts[i] = user + ":" + Redacted + h[at:]
+		}
+	}
+	return scheme + "://" + strings.Join(hosts, ",")
 }
 
 // services returns the enabled services, Octavia's included, deduplicated and sorted.
@@ -517,6 +524,10 @@ func (lc *LocalConf) postConfig() map[string]Sections {
 
 func (lc *LocalConf) render(reveal bool) []byte {
 	var b bytes.Buffer
+	redact := func(value string) string { return value }
+	if !reveal {
+		redact = lc.valueRedactor()
+	}
 	// show returns the value of name as the rendering shows it.
 	show := func(name, value string) string {
 		switch {
@@ -525,7 +536,7 @@ func (lc *LocalConf) render(reveal bool) []byte {
 		case secretName.MatchString(name):
 			return Redacted
 		default:
-			return lc.redactValue(value)
+			return redact(value)
 		}
 	}
 	v := func(name, value string) {
