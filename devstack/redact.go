@@ -16,11 +16,75 @@ const Redacted = "<redacted>"
 const minSecretLen = 4
 
 var (
-	// secretKey matches ini keys whose values are credentials.
-	secretKey = regexp.MustCompile(`(?i)^\s*([a-z0-9_.-]*(password|passwd|secret|token|_key|credential)[a-z0-9_.-]*)\s*[=:]\s*(.*?)\s*$`)
-	// urlCreds matches the password of user:password@ in URLs (transport_url, connection).
-	urlCreds = regexp.MustCompile(`(://[^:/@\s]*:)([^@\s]+)(@)`)
+	// secretName matches the names of variables and options whose values
+	// are credentials: "key" only at a word's end (api_key, apikey,
+	// key_file), so that names such as keystone_authtoken's
+	// www_authenticate_uri or KEYSTONE_SERVICE_URI stay readable.
+	secretName = regexp.MustCompile(`(?i)passw(or)?d|secret|token|credential|keys?([^a-z]|$)`)
+	// iniOption matches an option of an ini-style file or a shell
+	// variable: name, then = or :, then the value.
+	iniOption = regexp.MustCompile(`^\s*([A-Za-z0-9_.-]+)\s*[=:]\s*(.*?)\s*$`)
+	// urlAuthority matches a URL's scheme and authority (everything up to
+	// the path, query, fragment or the end of the word).
+	urlAuthority = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*`)
+	// notSecret matches values that name no credential even under a
+	// credential-looking option (send_service_user_token = true):
+	// booleans and numbers.
+	notSecret = regexp.MustCompile(`(?i)^(true|false|yes|no|on|off|none|[0-9.]+)$`)
 )
+
+// IsSecretName reports whether a variable or option called name holds a
+// credential: its name contains password, passwd, secret, token or
+// credential, or ends a word with key or keys (ADMIN_PASSWORD,
+// memcache_secret_key, admin_token, api_key).
+func IsSecretName(name string) bool { return secretName.MatchString(name) }
+
+// RedactURLPasswords returns s with the password of every URL's user
+// information (scheme://user:password@host) replaced by Redacted; each
+// host of a multi-host URL (rabbit://u:p@h1,u:q@h2/) counts.
+func RedactURLPasswords(s string) string {
+	return urlAuthority.ReplaceAllStringFunc(s, func(u string) string {
+		scheme, authority, _ := strings.Cut(u, "://")
+		hosts := strings.Split(authority, ",")
+		for i, h := range hosts {
+			if user, password, ok := userPassword(h); ok && password != "" {
+				hosts[i] = user + ":" + Redacted + h[strings.LastIndex(h, "@"):]
+			}
+		}
+		return scheme + "://" + strings.Join(hosts, ",")
+	})
+}
+
+// urlPasswords returns the password of every URL's user information in s.
+func urlPasswords(s string) []string {
+	var out []string
+	for _, u := range urlAuthority.FindAllString(s, -1) {
+		_, authority, _ := strings.Cut(u, "://")
+		for _, h := range strings.Split(authority, ",") {
+			if _, password, ok := userPassword(h); ok {
+				out = append(out, password)
+			}
+		}
+	}
+	return out
+}
+
+// userPassword splits one host of a URL's authority (user:password@host)
+// into its user and password; ok is false without both.
+func userPassword(host string) (user, password string, ok bool) {
+	at := strings.LastIndex(host, "@")
+	if at < 0 {
+		return "", "", false
+	}
+	return strings.Cut(host[:at], ":")
+}
+
+// secretValue reports whether value, held by an option named like a
+// credential, is one: a path to a key file, a boolean or a number is not.
+func secretValue(value string) bool {
+	value = strings.Trim(value, `"'`)
+	return value != "" && !strings.HasPrefix(value, "/") && !notSecret.MatchString(value)
+}
 
 // Redactor removes secrets from text: the ones it was given, the ones it
 // learnt from configuration files, and every password in a URL.
@@ -45,47 +109,54 @@ func (r *Redactor) add(s string) {
 	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
 }
 
-// Learn collects the secrets an ini-style configuration file holds (values
-// of keys such as password, secret, token and *_key, and URL passwords), so
-// they are removed wherever they appear, in logs too.
+// Learn collects the secrets an ini-style configuration file or a shell
+// variable file holds (the values of options IsSecretName picks, and URL
+// passwords), so they are removed wherever they appear, in logs too.
+// Comments are skipped.
 func (r *Redactor) Learn(config []byte) {
 	sc := bufio.NewScanner(bytes.NewReader(config))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := sc.Text()
-		if m := secretKey.FindStringSubmatch(line); m != nil && !strings.HasPrefix(strings.TrimSpace(line), "#") {
-			v := m[3]
-			if !strings.HasPrefix(v, "/") { // a path to a key file is not a secret
-				r.add(v)
-			}
+		if t := strings.TrimSpace(line); strings.HasPrefix(t, "#") || strings.HasPrefix(t, ";") {
+			continue
 		}
-		for _, m := range urlCreds.FindAllStringSubmatch(line, -1) {
+		if m := iniOption.FindStringSubmatch(line); m != nil && IsSecretName(m[1]) && secretValue(m[2]) {
 			r.add(m[2])
+		}
+		for _, p := range urlPasswords(line) {
+			r.add(p)
 		}
 	}
 }
 
-// Redact returns b with every secret replaced by Redacted.
+// Redact returns b with every secret replaced by Redacted: URL passwords,
+// the values of options IsSecretName picks, and every secret it knows
+// wherever it appears.
 func (r *Redactor) Redact(b []byte) []byte {
-	out := urlCreds.ReplaceAll(b, []byte("${1}"+Redacted+"${3}"))
 	var buf bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for sc.Scan() {
-		line := sc.Text()
-		if m := secretKey.FindStringSubmatchIndex(line); m != nil && m[7]-m[6] > 0 && !strings.HasPrefix(line[m[6]:m[7]], "/") {
-			line = line[:m[6]] + Redacted + line[m[7]:]
+		line := RedactURLPasswords(sc.Text())
+		if m := iniOption.FindStringSubmatchIndex(line); m != nil && IsSecretName(line[m[2]:m[3]]) && secretValue(line[m[4]:m[5]]) {
+			line = line[:m[4]] + Redacted + line[m[5]:]
 		}
 		buf.WriteString(line)
 		buf.WriteByte('\n')
 	}
-	if sc.Err() != nil { // a line too long for the scanner: keep the text, literal replacement still applies
+	if sc.Err() != nil { // a line too long for the scanner: URL and literal replacement still apply
 		buf.Reset()
-		buf.Write(out)
+		buf.WriteString(RedactURLPasswords(string(b)))
 	}
-	out = buf.Bytes()
+	return r.RedactKnown(buf.Bytes())
+}
+
+// RedactKnown returns b with every secret r knows replaced by Redacted,
+// and nothing else changed.
+func (r *Redactor) RedactKnown(b []byte) []byte {
 	for _, s := range r.secrets {
-		out = bytes.ReplaceAll(out, []byte(s), []byte(Redacted))
+		b = bytes.ReplaceAll(b, []byte(s), []byte(Redacted))
 	}
-	return out
+	return b
 }

@@ -28,4 +28,42 @@ admin_token = tok-4
 		Expect(got).To(ContainSubstring("ca_key = /etc/octavia/certs/ca.key"), "paths to key files are kept")
 		Expect(got).To(ContainSubstring("INFO connecting with <redacted> and <redacted> and <redacted>"))
 	})
+
+	It("takes every host's password of a multi-host URL and the options named like credentials", func() {
+		conf := `[oslo_messaging_rabbit]
+transport_url = rabbit://openstack:rabbit-a-1@10.0.3.15:5672,openstack:rabbit-b-2@10.0.3.16:5672/
+[service_user]
+send_service_user_token = true
+token_cache_time = 300
+[barbican]
+api_key = api-key-3
+# password = commented-4
+`
+		r := devstack.NewRedactor()
+		r.Learn([]byte(conf))
+		got := string(r.Redact([]byte(conf + "INFO retrying rabbit-b-2 with api-key-3; service tokens: true\n")))
+		for _, secret := range []string{"rabbit-a-1", "rabbit-b-2", "api-key-3"} {
+			Expect(got).NotTo(ContainSubstring(secret))
+		}
+		Expect(got).To(ContainSubstring("rabbit://openstack:<redacted>@10.0.3.15:5672,openstack:<redacted>@10.0.3.16:5672/"))
+		Expect(got).To(ContainSubstring("send_service_user_token = true\n"), "a boolean under a token-named option is no secret")
+		Expect(got).To(ContainSubstring("token_cache_time = 300\n"), "nor is a number")
+		Expect(got).To(ContainSubstring("service tokens: true\n"), "so it stays readable in logs")
+		Expect(got).To(ContainSubstring("INFO retrying <redacted> with <redacted>;"))
+		Expect(r.Redact([]byte("commented-4 appears\n"))).To(ContainSubstring("commented-4"), "comments teach nothing")
+	})
+
+	DescribeTable("IsSecretName",
+		func(name string, secret bool) { Expect(devstack.IsSecretName(name)).To(Equal(secret)) },
+		Entry(nil, "ADMIN_PASSWORD", true),
+		Entry(nil, "db_passwd", true),
+		Entry(nil, "memcache_secret_key", true),
+		Entry(nil, "admin_token", true),
+		Entry(nil, "apikey", true),
+		Entry(nil, "SSH_KEYS", true),
+		Entry(nil, "application_credential_id", true),
+		Entry(nil, "KEYSTONE_SERVICE_URI", false),
+		Entry(nil, "keyring_backend", false),
+		Entry(nil, "auth_url", false),
+	)
 })

@@ -415,60 +415,25 @@ func (lc *LocalConf) Render() ([]byte, error) {
 
 // String returns local.conf with the credentials replaced by Redacted, for
 // logs and artifacts: the Passwords; the whole value of every variable and
-// post-config option whose name holds password, passwd, secret, token,
-// credential or key (in any case); every occurrence of one of the Passwords
+// post-config option whose name devstack.IsSecretName picks; every occurrence of one of the Passwords
 // in any other value; and the password of every URL's user information
 // (scheme://user:password@host). The rest is as Render writes it. It does
 // not validate.
 func (lc *LocalConf) String() string { return string(lc.render(false)) }
 
-// secretName matches the names of variables and options whose values String
-// redacts: "key" only as a word's end (API_KEY, apikey, key_file), so that
-// names such as KEYSTONE_SERVICE_URI stay readable.
-var secretName = regexp.MustCompile(`(?i)passw(or)?d|secret|token|credential|keys?([^a-z]|$)`)
-
-// urlAuthority matches a URL's scheme and authority (everything up to the
-// path, query, fragment or the end of the word).
-var urlAuthority = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*`)
-
 // valueRedactor returns a function that replaces, in a value, every
 // occurrence of one of lc's Passwords and the password of every URL's user
-// information by Redacted. Each host of a multi-host URL
-// (rabbit://u:p@h1,u:p@h2/) counts. It is made once per rendering.
+// information (each host of a multi-host URL counts) by Redacted. It is
+// made once per rendering.
 func (lc *LocalConf) valueRedactor() func(string) string {
 	var known []string
 	for _, f := range lc.Passwords.fields() {
-		if *f.value != "" {
-			known = append(known, f.value.Reveal())
-		}
+		known = append(known, f.value.Reveal())
 	}
-	// The longest first, so a password that holds another is replaced whole.
-	slices.SortFunc(known, func(a, b string) int { return len(b) - len(a) })
-	pairs := make([]string, 0, 2*len(known))
-	for _, p := range known {
-		pairs = append(pairs, p, Redacted)
-	}
-	passwords := strings.NewReplacer(pairs...)
+	r := devstack.NewRedactor(known...)
 	return func(value string) string {
-		return urlAuthority.ReplaceAllStringFunc(passwords.Replace(value), redactURLPassword)
+		return string(r.RedactKnown([]byte(devstack.RedactURLPasswords(value))))
 	}
-}
-
-// redactURLPassword replaces the password of every host's user information
-// in a URL's scheme and authority by Redacted.
-func redactURLPassword(u string) string {
-	scheme, authority, _ := strings.Cut(u, "://")
-	hosts := strings.Split(authority, ",")
-	for i, h := range hosts {
-		at := strings.LastIndex(h, "@")
-		if at < 0 {
-			continue
-		}
-		if user, _, ok := strings.Cut(h[:at], ":"); ok {
-			hosts[i] = user + ":" + Redacted + h[at:]
-		}
-	}
-	return scheme + "://" + strings.Join(hosts, ",")
 }
 
 // services returns the enabled services, Octavia's included, deduplicated and sorted.
@@ -533,7 +498,7 @@ func (lc *LocalConf) render(reveal bool) []byte {
 		switch {
 		case reveal:
 			return value
-		case secretName.MatchString(name):
+		case devstack.IsSecretName(name):
 			return Redacted
 		default:
 			return redact(value)

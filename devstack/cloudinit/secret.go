@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+
+	"github.com/stackgate/stackgate/devstack"
 )
 
 // Redacted is what every printed or serialised Secret shows instead of its value.
-const Redacted = "<redacted>"
+const Redacted = devstack.Redacted
 
 // Secret is a password or token. It prints (with any fmt verb), and marshals
 // to text, JSON or YAML, as Redacted, so a LocalConf or Input that reaches a
