@@ -27,6 +27,9 @@ var (
 	// urlAuthority matches a URL's scheme and authority (everything up to
 	// the path, query, fragment or the end of the word).
 	urlAuthority = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*`)
+	// urlQueryParam matches one parameter of a URL's query, with the ? or &
+	// before it.
+	urlQueryParam = regexp.MustCompile(`[?&][A-Za-z0-9_.-]+=[^&#\s"']+`)
 	// notSecret matches values that name no credential even under a
 	// credential-looking option (send_service_user_token = true):
 	// booleans and numbers.
@@ -39,11 +42,13 @@ var (
 // memcache_secret_key, admin_token, api_key).
 func IsSecretName(name string) bool { return secretName.MatchString(name) }
 
-// RedactURLPasswords returns s with the password of every URL's user
-// information (scheme://user:password@host) replaced by Redacted; each
-// host of a multi-host URL (rabbit://u:p@h1,u:q@h2/) counts.
-func RedactURLPasswords(s string) string {
-	return urlAuthority.ReplaceAllStringFunc(s, func(u string) string {
+// RedactURLCredentials returns s with the credentials of every URL
+// replaced by Redacted: the password of its user information
+// (scheme://user:password@host; each host of a multi-host URL such as
+// rabbit://u:p@h1,u:q@h2/ counts) and the value of every query parameter
+// IsSecretName picks (?token=..., &X-Auth-Token=...).
+func RedactURLCredentials(s string) string {
+	s = urlAuthority.ReplaceAllStringFunc(s, func(u string) string {
 		scheme, authority, _ := strings.Cut(u, "://")
 		hosts := strings.Split(authority, ",")
 		for i, h := range hosts {
@@ -52,6 +57,13 @@ func RedactURLPasswords(s string) string {
 			}
 		}
 		return scheme + "://" + strings.Join(hosts, ",")
+	})
+	return urlQueryParam.ReplaceAllStringFunc(s, func(p string) string {
+		name, value, _ := strings.Cut(p[1:], "=")
+		if !IsSecretName(name) || value == Redacted {
+			return p
+		}
+		return p[:1] + name + "=" + Redacted
 	})
 }
 
@@ -110,8 +122,8 @@ func (r *Redactor) add(s string) {
 }
 
 // Learn collects the secrets an ini-style configuration file or a shell
-// variable file holds (the values of options IsSecretName picks, and URL
-// passwords), so they are removed wherever they appear, in logs too.
+// variable file holds (the values of options and URL query parameters
+// IsSecretName picks, and URL passwords), so they are removed wherever they appear, in logs too.
 // Comments are skipped.
 func (r *Redactor) Learn(config []byte) {
 	sc := bufio.NewScanner(bytes.NewReader(config))
@@ -127,18 +139,23 @@ func (r *Redactor) Learn(config []byte) {
 		for _, p := range urlPasswords(line) {
 			r.add(p)
 		}
+		for _, m := range urlQueryParam.FindAllString(line, -1) {
+			if name, value, _ := strings.Cut(m[1:], "="); IsSecretName(name) && secretValue(value) {
+				r.add(value)
+			}
+		}
 	}
 }
 
-// Redact returns b with every secret replaced by Redacted: URL passwords,
-// the values of options IsSecretName picks, and every secret it knows
+// Redact returns b with every secret replaced by Redacted: URL
+// credentials (RedactURLCredentials), the values of options IsSecretName picks, and every secret it knows
 // wherever it appears.
 func (r *Redactor) Redact(b []byte) []byte {
 	var buf bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for sc.Scan() {
-		line := RedactURLPasswords(sc.Text())
+		line := RedactURLCredentials(sc.Text())
 		if m := iniOption.FindStringSubmatchIndex(line); m != nil && IsSecretName(line[m[2]:m[3]]) && secretValue(line[m[4]:m[5]]) {
 			line = line[:m[4]] + Redacted + line[m[5]:]
 		}
@@ -147,7 +164,7 @@ func (r *Redactor) Redact(b []byte) []byte {
 	}
 	if sc.Err() != nil { // a line too long for the scanner: URL and literal replacement still apply
 		buf.Reset()
-		buf.WriteString(RedactURLPasswords(string(b)))
+		buf.WriteString(RedactURLCredentials(string(b)))
 	}
 	return r.RedactKnown(buf.Bytes())
 }

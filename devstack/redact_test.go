@@ -38,20 +38,32 @@ token_cache_time = 300
 [barbican]
 api_key = api-key-3
 # password = commented-4
+[glance]
+image_url = http://10.0.3.15/image?name=cirros&token=query-tok-5#top
 `
 		r := devstack.NewRedactor()
 		r.Learn([]byte(conf))
-		got := string(r.Redact([]byte(conf + "INFO retrying rabbit-b-2 with api-key-3; service tokens: true\n")))
-		for _, secret := range []string{"rabbit-a-1", "rabbit-b-2", "api-key-3"} {
+		got := string(r.Redact([]byte(conf + "INFO retrying rabbit-b-2 with api-key-3; service tokens: true; query-tok-5\n")))
+		for _, secret := range []string{"rabbit-a-1", "rabbit-b-2", "api-key-3", "query-tok-5"} {
 			Expect(got).NotTo(ContainSubstring(secret))
 		}
 		Expect(got).To(ContainSubstring("rabbit://openstack:<redacted>@10.0.3.15:5672,openstack:<redacted>@10.0.3.16:5672/"))
 		Expect(got).To(ContainSubstring("send_service_user_token = true\n"), "a boolean under a token-named option is no secret")
 		Expect(got).To(ContainSubstring("token_cache_time = 300\n"), "nor is a number")
-		Expect(got).To(ContainSubstring("service tokens: true\n"), "so it stays readable in logs")
+		Expect(got).To(ContainSubstring("service tokens: true; <redacted>\n"), "so it stays readable in logs")
+		Expect(got).To(ContainSubstring("image?name=cirros&token=<redacted>#top"), "query parameters named like credentials are redacted, others kept")
 		Expect(got).To(ContainSubstring("INFO retrying <redacted> with <redacted>;"))
 		Expect(r.Redact([]byte("commented-4 appears\n"))).To(ContainSubstring("commented-4"), "comments teach nothing")
 	})
+
+	DescribeTable("RedactURLCredentials",
+		func(in, want string) { Expect(devstack.RedactURLCredentials(in)).To(Equal(want)) },
+		Entry("user information", "mysql+pymysql://nova:pw-1@10.0.3.15/nova", "mysql+pymysql://nova:<redacted>@10.0.3.15/nova"),
+		Entry("every host", "rabbit://a:pw-1@h1:5672,b:pw-2@h2:5672/", "rabbit://a:<redacted>@h1:5672,b:<redacted>@h2:5672/"),
+		Entry("a user without password", "ssh://stack@10.0.3.15/", "ssh://stack@10.0.3.15/"),
+		Entry("query parameters named like credentials", "see http://h/v1?limit=5&X-Auth-Token=tok-1&marker=m and more", "see http://h/v1?limit=5&X-Auth-Token=<redacted>&marker=m and more"),
+		Entry("no URL", "password is not a URL", "password is not a URL"),
+	)
 
 	DescribeTable("IsSecretName",
 		func(name string, secret bool) { Expect(devstack.IsSecretName(name)).To(Equal(secret)) },

@@ -415,16 +415,15 @@ func (lc *LocalConf) Render() ([]byte, error) {
 
 // String returns local.conf with the credentials replaced by Redacted, for
 // logs and artifacts: the Passwords; the whole value of every variable and
-// post-config option whose name devstack.IsSecretName picks; every occurrence of one of the Passwords
-// in any other value; and the password of every URL's user information
-// (scheme://user:password@host). The rest is as Render writes it. It does
-// not validate.
+// post-config option whose name devstack.IsSecretName picks; every
+// occurrence of one of the Passwords in any other value; and the
+// credentials of every URL (devstack.RedactURLCredentials). The rest is as
+// Render writes it. It does not validate.
 func (lc *LocalConf) String() string { return string(lc.render(false)) }
 
 // valueRedactor returns a function that replaces, in a value, every
-// occurrence of one of lc's Passwords and the password of every URL's user
-// information (each host of a multi-host URL counts) by Redacted. It is
-// made once per rendering.
+// occurrence of one of lc's Passwords and every URL's credentials by
+// Redacted. It is made once per rendering.
 func (lc *LocalConf) valueRedactor() func(string) string {
 	var known []string
 	for _, f := range lc.Passwords.fields() {
@@ -432,7 +431,7 @@ func (lc *LocalConf) valueRedactor() func(string) string {
 	}
 	r := devstack.NewRedactor(known...)
 	return func(value string) string {
-		return string(r.RedactKnown([]byte(devstack.RedactURLPasswords(value))))
+		return string(r.RedactKnown([]byte(devstack.RedactURLCredentials(value))))
 	}
 }
 
