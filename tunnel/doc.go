@@ -21,9 +21,11 @@
 //
 // DialContext plugs into net/http (Transport, HTTPClient) and into
 // x/crypto/ssh (Jump reaches a bastion and, from it, a node behind it).
-// A connection carried over SSH takes no deadlines (SetDeadline returns an
-// error, as x/crypto/ssh's do): bound its use with a context that closes
-// it, as net/http does.
+// A connection carried over SSH takes deadlines as a TCP connection does:
+// past its read deadline a Read fails with os.ErrDeadlineExceeded (a
+// net.Error whose Timeout is true), and so does a Write waiting for the
+// target to take more data. A write already handed to the SSH connection,
+// which all routed connections share, is not interrupted.
 // Serve offers the same routing to other processes as a SOCKS5 and HTTP
 // proxy on one port; Env gives the variables that point them at it.
 //
@@ -35,7 +37,8 @@
 // openstack CLI use.
 //
 // Speed: the connection to the controller uses golang.org/x/crypto/ssh
-// with four patches, kept in internal/forked/crypto (see its README):
+// with four patches for speed, kept in internal/forked/crypto (see its
+// README; a fifth gives its connections deadlines):
 // received packets are pooled instead of allocated afresh; window adjusts
 // are sent once half of a 4 MiB window is used instead of every 96 KiB;
 // packets written while another writer waits leave in one write; and a

@@ -309,6 +309,12 @@ func RunHelperIfRequested() {
 		os.Exit(1)
 	}
 	go serveCount(cl)
+	sl, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(StallPort)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	go serveStall(sl)
 	fmt.Println(helperMarker, addr)
 	err = (&http.Server{Handler: Handler(addr), ReadHeaderTimeout: 10 * time.Second}).Serve(l)
 	fmt.Fprintln(os.Stderr, err)
@@ -319,21 +325,35 @@ func RunHelperIfRequested() {
 // writing side, with the number of bytes it sent, then closes: a service
 // that needs a half-close to get through.
 func serveCount(l net.Listener) {
+	serveEach(l, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Minute))
+		n, err := io.Copy(io.Discard, c)
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(c, "%d\n", n)
+	})
+}
+
+// serveStall accepts connections on l and leaves them alone: it reads
+// nothing and writes nothing, and closes each after a minute.
+func serveStall(l net.Listener) {
+	serveEach(l, func(c net.Conn) {
+		time.AfterFunc(time.Minute, func() { c.Close() })
+	})
+}
+
+// serveEach calls serve in a goroutine of its own for every connection l
+// accepts; the helper exits when l fails.
+func serveEach(l net.Listener, serve func(net.Conn)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		go func() {
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(time.Minute))
-			n, err := io.Copy(io.Discard, c)
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%d\n", n)
-		}()
+		go serve(c)
 	}
 }
 

@@ -43,6 +43,10 @@ const (
 	// CountPort is where every HTTP helper also answers a connection, once
 	// the client has half-closed it, with the number of bytes it sent.
 	CountPort = 8081
+	// StallPort is where every HTTP helper also accepts connections and
+	// neither reads from them nor writes to them; it closes each after a
+	// minute. Deadlines are tested against it.
+	StallPort = 8082
 	// User is the SSH login on every sshd.
 	User = "root"
 )

@@ -20,6 +20,9 @@ type buffer struct {
 	tail *element // the buffer that will be read last
 
 	closed bool
+
+	// stackgate: Read fails once it has passed.
+	deadline deadline
 }
 
 // An element represents a single link in a linked list.
@@ -73,6 +76,10 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 	b.Cond.L.Lock()
 	defer b.Cond.L.Unlock()
 
+	// stackgate: past the deadline, Read fails as a net.Conn's does.
+	if b.deadline.expired {
+		return 0, errDeadline
+	}
 	for len(buf) > 0 {
 		// if there is data in b.head, copy it
 		if len(b.head.buf) > 0 {
@@ -100,6 +107,10 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 		// check to see if the buffer is closed.
 		if b.closed {
 			err = io.EOF
+			break
+		}
+		if b.deadline.expired {
+			err = errDeadline
 			break
 		}
 		// out of buffers, wait for producer

@@ -676,6 +676,8 @@ type window struct {
 	win          uint32 // RFC 4254 5.2 says the window size can grow to 2^32-1
 	writeWaiters int
 	closed       bool
+	// stackgate: reserve fails once it has passed.
+	deadline deadline
 }
 
 // add adds win to the amount of window available
@@ -716,10 +718,15 @@ func (w *window) reserve(win uint32) (uint32, error) {
 	w.L.Lock()
 	w.writeWaiters++
 	w.Broadcast()
-	for w.win == 0 && !w.closed {
+	for w.win == 0 && !w.closed && !w.deadline.expired {
 		w.Wait()
 	}
 	w.writeWaiters--
+	if w.deadline.expired && !w.closed {
+		// stackgate: past the deadline, Write fails as a net.Conn's does.
+		w.L.Unlock()
+		return 0, errDeadline
+	}
 	if w.win < win {
 		win = w.win
 	}

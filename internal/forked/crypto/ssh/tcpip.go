@@ -563,13 +563,25 @@ func (t *chanConn) SetDeadline(deadline time.Time) error {
 // After the deadline, the error from Read will implement net.Error
 // with Timeout() == true.
 func (t *chanConn) SetReadDeadline(deadline time.Time) error {
+	// stackgate: the channel's read buffer wakes its reader at the deadline.
+	if ch, ok := t.Channel.(*channel); ok {
+		ch.pending.setDeadline(deadline)
+		return nil
+	}
 	// for compatibility with previous version,
 	// the error message contains "tcpChan"
 	return errors.New("ssh: tcpChan: deadline not supported")
 }
 
-// SetWriteDeadline exists to satisfy the net.Conn interface
-// but is not implemented by this type.  It always returns an error.
+// SetWriteDeadline sets the write deadline: after it, a Write waiting for
+// the peer to open the channel's window fails with an error that
+// implements net.Error with Timeout() == true (stackgate). A packet
+// already handed to the connection, which all channels share, is still
+// written. A zero value for t means Write will not time out.
 func (t *chanConn) SetWriteDeadline(deadline time.Time) error {
+	if ch, ok := t.Channel.(*channel); ok {
+		ch.remoteWin.setDeadline(deadline)
+		return nil
+	}
 	return errors.New("ssh: tcpChan: deadline not supported")
 }
