@@ -22,8 +22,8 @@ var (
 	// www_authenticate_uri or KEYSTONE_SERVICE_URI stay readable.
 	secretName = regexp.MustCompile(`(?i)passw(or)?d|secret|token|credential|keys?([^a-z]|$)`)
 	// iniOption matches an option of an ini-style file or a shell
-	// variable: name, then = or :, then the value.
-	iniOption = regexp.MustCompile(`^\s*([A-Za-z0-9_.-]+)\s*[=:]\s*(.*?)\s*$`)
+	// variable, exported or not: name, then = or :, then the value.
+	iniOption = regexp.MustCompile(`^\s*(?:export\s+)?([A-Za-z0-9_.-]+)\s*[=:]\s*(.*?)\s*$`)
 	// urlAuthority matches a URL's scheme and authority (everything up to
 	// the path, query, fragment or the end of the word).
 	urlAuthority = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*`)

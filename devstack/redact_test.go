@@ -40,17 +40,18 @@ api_key = api-key-3
 # password = commented-4
 [glance]
 image_url = http://10.0.3.15/image?name=cirros&token=query-tok-5#top
+export OS_PASSWORD=exported-6
 `
 		r := devstack.NewRedactor()
 		r.Learn([]byte(conf))
-		got := string(r.Redact([]byte(conf + "INFO retrying rabbit-b-2 with api-key-3; service tokens: true; query-tok-5\n")))
-		for _, secret := range []string{"rabbit-a-1", "rabbit-b-2", "api-key-3", "query-tok-5"} {
+		got := string(r.Redact([]byte(conf + "INFO retrying rabbit-b-2 with api-key-3; service tokens: true; query-tok-5 exported-6\n")))
+		for _, secret := range []string{"rabbit-a-1", "rabbit-b-2", "api-key-3", "query-tok-5", "exported-6"} {
 			Expect(got).NotTo(ContainSubstring(secret))
 		}
 		Expect(got).To(ContainSubstring("rabbit://openstack:<redacted>@10.0.3.15:5672,openstack:<redacted>@10.0.3.16:5672/"))
 		Expect(got).To(ContainSubstring("send_service_user_token = true\n"), "a boolean under a token-named option is no secret")
 		Expect(got).To(ContainSubstring("token_cache_time = 300\n"), "nor is a number")
-		Expect(got).To(ContainSubstring("service tokens: true; <redacted>\n"), "so it stays readable in logs")
+		Expect(got).To(ContainSubstring("service tokens: true; <redacted> <redacted>\n"), "so it stays readable in logs")
 		Expect(got).To(ContainSubstring("image?name=cirros&token=<redacted>#top"), "query parameters named like credentials are redacted, others kept")
 		Expect(got).To(ContainSubstring("INFO retrying <redacted> with <redacted>;"))
 		Expect(r.Redact([]byte("commented-4 appears\n"))).To(ContainSubstring("commented-4"), "comments teach nothing")
