@@ -48,16 +48,13 @@ func IsSecretName(name string) bool { return secretName.MatchString(name) }
 // rabbit://u:p@h1,u:q@h2/ counts) and the value of every query parameter
 // IsSecretName picks (?token=..., &X-Auth-Token=...).
 func RedactURLCredentials(s string) string {
-	s = urlAuthority.ReplaceAllStringFunc(s, func(u string) string {
-		scheme, authority, _ := strings.Cut(u, "://")
-		hosts := strings.Split(authority, ",")
-		for i, h := range hosts {
-			if user, password, ok := userPassword(h); ok && password != "" {
-				hosts[i] = user + ":" + Redacted + h[strings.LastIndex(h, "@"):]
-			}
-		}
-		return scheme + "://" + strings.Join(hosts, ",")
-	})
+	// Most log lines hold neither; they skip the regular expressions.
+	if strings.Contains(s, "://") {
+		s = urlAuthority.ReplaceAllStringFunc(s, redactUserPasswords)
+	}
+	if !strings.ContainsAny(s, "?&") {
+		return s
+	}
 	return urlQueryParam.ReplaceAllStringFunc(s, func(p string) string {
 		name, value, _ := strings.Cut(p[1:], "=")
 		if !IsSecretName(name) || value == Redacted {
@@ -65,6 +62,19 @@ func RedactURLCredentials(s string) string {
 		}
 		return p[:1] + name + "=" + Redacted
 	})
+}
+
+// redactUserPasswords replaces the password of every host's user
+// information in a URL's scheme and authority by Redacted.
+func redactUserPasswords(u string) string {
+	scheme, authority, _ := strings.Cut(u, "://")
+	hosts := strings.Split(authority, ",")
+	for i, h := range hosts {
+		if user, password, ok := userPassword(h); ok && password != "" {
+			hosts[i] = user + ":" + Redacted + h[strings.LastIndex(h, "@"):]
+		}
+	}
+	return scheme + "://" + strings.Join(hosts, ",")
 }
 
 // urlPasswords returns the password of every URL's user information in s.
@@ -123,8 +133,8 @@ func (r *Redactor) add(s string) {
 
 // Learn collects the secrets an ini-style configuration file or a shell
 // variable file holds (the values of options and URL query parameters
-// IsSecretName picks, and URL passwords), so they are removed wherever they appear, in logs too.
-// Comments are skipped.
+// IsSecretName picks, and URL passwords), so they are removed wherever
+// they appear, in logs too. Comments are skipped.
 func (r *Redactor) Learn(config []byte) {
 	sc := bufio.NewScanner(bytes.NewReader(config))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -148,8 +158,8 @@ func (r *Redactor) Learn(config []byte) {
 }
 
 // Redact returns b with every secret replaced by Redacted: URL
-// credentials (RedactURLCredentials), the values of options IsSecretName picks, and every secret it knows
-// wherever it appears.
+// credentials (RedactURLCredentials), the values of options IsSecretName
+// picks, and every secret it knows wherever it appears.
 func (r *Redactor) Redact(b []byte) []byte {
 	var buf bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(b))
