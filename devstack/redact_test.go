@@ -7,6 +7,14 @@ import (
 	"github.com/stackgate/stackgate/devstack"
 )
 
+// expectNone fails unless text holds none of secrets.
+func expectNone(text string, secrets ...string) {
+	GinkgoHelper()
+	for _, secret := range secrets {
+		Expect(text).NotTo(ContainSubstring(secret))
+	}
+}
+
 var _ = Describe("Redactor", func() {
 	conf := `[DEFAULT]
 transport_url = rabbit://openstack:rabbit-pw-1@10.0.3.15:5672/
@@ -21,9 +29,7 @@ admin_token = tok-4
 		r := devstack.NewRedactor("clouds-pw-5")
 		r.Learn([]byte(conf))
 		got := string(r.Redact([]byte(conf + "INFO connecting with svc-pw-3 and clouds-pw-5 and db-pw-2\n")))
-		for _, secret := range []string{"rabbit-pw-1", "db-pw-2", "svc-pw-3", "tok-4", "clouds-pw-5"} {
-			Expect(got).NotTo(ContainSubstring(secret))
-		}
+		expectNone(got, "rabbit-pw-1", "db-pw-2", "svc-pw-3", "tok-4", "clouds-pw-5")
 		Expect(got).To(ContainSubstring("rabbit://openstack:<redacted>@10.0.3.15:5672/"))
 		Expect(got).To(ContainSubstring("ca_key = /etc/octavia/certs/ca.key"), "paths to key files are kept")
 		Expect(got).To(ContainSubstring("INFO connecting with <redacted> and <redacted> and <redacted>"))
@@ -45,9 +51,7 @@ export OS_PASSWORD=exported-6
 		r := devstack.NewRedactor()
 		r.Learn([]byte(conf))
 		got := string(r.Redact([]byte(conf + "INFO retrying rabbit-b-2 with api-key-3; service tokens: true; query-tok-5 exported-6\n")))
-		for _, secret := range []string{"rabbit-a-1", "rabbit-b-2", "api-key-3", "query-tok-5", "exported-6"} {
-			Expect(got).NotTo(ContainSubstring(secret))
-		}
+		expectNone(got, "rabbit-a-1", "rabbit-b-2", "api-key-3", "query-tok-5", "exported-6")
 		Expect(got).To(ContainSubstring("rabbit://openstack:<redacted>@10.0.3.15:5672,openstack:<redacted>@10.0.3.16:5672/"))
 		Expect(got).To(ContainSubstring("send_service_user_token = true\n"), "a boolean under a token-named option is no secret")
 		Expect(got).To(ContainSubstring("token_cache_time = 300\n"), "nor is a number")
