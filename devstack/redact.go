@@ -56,12 +56,18 @@ func RedactURLCredentials(s string) string {
 		return s
 	}
 	return urlQueryParam.ReplaceAllStringFunc(s, func(p string) string {
-		name, value, _ := strings.Cut(p[1:], "=")
-		if !IsSecretName(name) || value == Redacted {
-			return p
+		if name, value, ok := secretQueryParam(p); ok && value != Redacted {
+			return p[:1] + name + "=" + Redacted
 		}
-		return p[:1] + name + "=" + Redacted
+		return p
 	})
+}
+
+// secretQueryParam splits a query parameter that urlQueryParam matched
+// into its name and value; ok says whether IsSecretName picks the name.
+func secretQueryParam(p string) (name, value string, ok bool) {
+	name, value, _ = strings.Cut(p[1:], "=")
+	return name, value, IsSecretName(name)
 }
 
 // redactUserPasswords replaces the password of every host's user
@@ -150,7 +156,7 @@ func (r *Redactor) Learn(config []byte) {
 			r.add(p)
 		}
 		for _, m := range urlQueryParam.FindAllString(line, -1) {
-			if name, value, _ := strings.Cut(m[1:], "="); IsSecretName(name) && secretValue(value) {
+			if _, value, ok := secretQueryParam(m); ok && secretValue(value) {
 				r.add(value)
 			}
 		}

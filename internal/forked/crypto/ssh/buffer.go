@@ -6,6 +6,7 @@ package ssh
 
 import (
 	"io"
+	"os"
 	"sync"
 )
 
@@ -78,7 +79,7 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 
 	// stackgate: past the deadline, Read fails as a net.Conn's does.
 	if b.deadline.expired {
-		return 0, errDeadline
+		return 0, os.ErrDeadlineExceeded
 	}
 	for len(buf) > 0 {
 		// if there is data in b.head, copy it
@@ -110,7 +111,7 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 			break
 		}
 		if b.deadline.expired {
-			err = errDeadline
+			err = os.ErrDeadlineExceeded
 			break
 		}
 		// out of buffers, wait for producer

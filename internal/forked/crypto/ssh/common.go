@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"sync"
 
@@ -725,7 +726,7 @@ func (w *window) reserve(win uint32) (uint32, error) {
 	if w.deadline.expired && !w.closed {
 		// stackgate: past the deadline, Write fails as a net.Conn's does.
 		w.L.Unlock()
-		return 0, errDeadline
+		return 0, os.ErrDeadlineExceeded
 	}
 	if w.win < win {
 		win = w.win

@@ -5,7 +5,6 @@
 package ssh
 
 import (
-	"os"
 	"sync"
 	"time"
 )
@@ -48,7 +47,7 @@ func (d *deadline) set(c *sync.Cond, t time.Time) {
 }
 
 // setDeadline sets the time after which Read fails with
-// os.ErrDeadlineExceeded.
+// os.ErrDeadlineExceeded (a net.Error with Timeout() == true).
 func (b *buffer) setDeadline(t time.Time) {
 	b.Cond.L.Lock()
 	b.deadline.set(b.Cond, t)
@@ -62,7 +61,3 @@ func (w *window) setDeadline(t time.Time) {
 	w.deadline.set(w.Cond, t)
 	w.L.Unlock()
 }
-
-// errDeadline is the error of a wait that outlived its deadline; it
-// implements net.Error with Timeout() == true.
-var errDeadline = os.ErrDeadlineExceeded
