@@ -252,22 +252,23 @@ func (h *Host) readList(name string) []string {
 	return strings.Fields(string(b))
 }
 
-// deleteNetwork removes the neutron namespaces, both nodes' namespaces (which
-// kills what still runs in them and takes their links along) and the root
-// end of the public veth pair.
+// deleteNetwork removes the root end of the public veth pair, the neutron
+// namespaces and both nodes' namespaces (which kills what still runs in them
+// and takes their links along).
 func (h *Host) deleteNetwork(ctx context.Context) error {
 	n := h.names()
 	var errs []error
+	// The root end of the public pair goes first: deleting it is synchronous
+	// and takes the controller's end along, whereas a deleted namespace's
+	// links disappear later, when the kernel gets to it.
+	if err := netns.DeleteLink(ctx, nil, n.rootLink); err != nil {
+		errs = append(errs, fmt.Errorf("deleting link %s: %w", n.rootLink, err))
+	}
 	for _, ns := range h.neutronNamespaces(ctx) {
 		errs = append(errs, netns.DeleteNamespace(ctx, ns))
 	}
 	for _, ns := range []string{n.worker, n.controller} {
 		errs = append(errs, netns.DeleteNamespace(ctx, ns))
-	}
-	if exec.CommandContext(ctx, "ip", "link", "show", n.rootLink).Run() == nil {
-		if out, err := exec.CommandContext(ctx, "ip", "link", "delete", n.rootLink).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("deleting link %s: %w: %s", n.rootLink, err, out))
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -156,7 +156,7 @@ func (t *Topology) AddBridge(ctx context.Context, br Link) error {
 	if err := br.Namespace.IP(ctx, "link", "add", br.Name, "type", "bridge"); err != nil {
 		return fmt.Errorf("creating bridge %q: %w", br.Name, err)
 	}
-	t.record(func(ctx context.Context) error { return deleteLink(ctx, br.Namespace, br.Name) })
+	t.record(func(ctx context.Context) error { return DeleteLink(ctx, br.Namespace, br.Name) })
 	return configure(ctx, br)
 }
 
@@ -168,7 +168,7 @@ func (t *Topology) AddVeth(ctx context.Context, a, b Link) error {
 	}
 	// Deleting either end deletes the pair; a deleted namespace takes its ends along.
 	t.record(func(ctx context.Context) error {
-		return errors.Join(deleteLink(ctx, a.Namespace, a.Name), deleteLink(ctx, b.Namespace, b.Name))
+		return errors.Join(DeleteLink(ctx, a.Namespace, a.Name), DeleteLink(ctx, b.Namespace, b.Name))
 	})
 	for _, l := range []Link{a, b} {
 		if l.Namespace != nil {
@@ -200,18 +200,23 @@ func configure(ctx context.Context, l Link) error {
 	return nil
 }
 
-func deleteLink(ctx context.Context, ns *Namespace, name string) error {
+// DeleteLink deletes the link name in ns (nil: the root namespace). A link
+// that is already gone, or goes while this runs (a veth pair whose other end's
+// namespace the kernel is tearing down asynchronously), is not an error.
+func DeleteLink(ctx context.Context, ns *Namespace, name string) error {
 	if ns != nil && !Exists(ns.Name) {
 		return nil
 	}
-	args := []string{"link", "show", name}
-	if ns != nil {
-		args = append([]string{"-n", ns.Name}, args...)
+	err := ns.IP(ctx, "link", "delete", name)
+	if err != nil && !linkExists(ctx, ns, name) {
+		return nil
 	}
-	if exec.CommandContext(ctx, "ip", args...).Run() != nil {
-		return nil // already gone
-	}
-	return ns.IP(ctx, "link", "delete", name)
+	return err
+}
+
+// linkExists reports whether `ip link show` finds the link in ns.
+func linkExists(ctx context.Context, ns *Namespace, name string) bool {
+	return ns.IP(ctx, "link", "show", name) == nil
 }
 
 // Cleanup removes everything the topology created, newest first, and reports

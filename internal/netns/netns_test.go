@@ -3,6 +3,7 @@ package netns_test
 import (
 	"context"
 	"os"
+	"os/exec"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -38,5 +39,25 @@ var _ = Describe("Topology", func() {
 		Expect(netns.Exists(a.Name)).To(BeFalse(), "namespace %s left behind", a.Name)
 		Expect(netns.Exists(b.Name)).To(BeFalse(), "namespace %s left behind", b.Name)
 		Expect(topo.Cleanup(ctx)).To(Succeed(), "a second Cleanup is a no-op")
+	})
+
+	It("deletes a link whose peer's namespace is going, and reports a link it could not delete", func(ctx SpecContext) {
+		topo := netns.New()
+		DeferCleanup(func(ctx context.Context) { _ = topo.Cleanup(ctx) })
+		peer, err := topo.AddNamespace(ctx, netns.UniqueName("ntp"))
+		Expect(err).NotTo(HaveOccurred())
+		root := netns.UniqueName("ntr")
+		Expect(topo.AddVeth(ctx, netns.Link{Name: root}, netns.Link{Name: "peer", Namespace: peer})).To(Succeed())
+
+		// The kernel removes a deleted namespace's veth pairs when it gets to
+		// it: the root end may be there or not when DeleteLink runs.
+		Expect(netns.DeleteNamespace(ctx, peer.Name)).To(Succeed())
+		Expect(netns.DeleteLink(ctx, nil, root)).To(Succeed())
+		Expect(exec.CommandContext(ctx, "ip", "link", "show", root).Run()).NotTo(Succeed(), "link %s gone", root)
+		Expect(netns.DeleteLink(ctx, nil, root)).To(Succeed(), "a link already gone")
+
+		other, err := topo.AddNamespace(ctx, netns.UniqueName("nto"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(netns.DeleteLink(ctx, other, "lo")).To(MatchError(ContainSubstring("link delete lo")), "loopback cannot be deleted")
 	})
 })
