@@ -25,7 +25,10 @@
 // past its read deadline a Read fails with os.ErrDeadlineExceeded (a
 // net.Error whose Timeout is true), and so does a Write waiting for the
 // target to take more data. A write already handed to the SSH connection,
-// which all routed connections share, is not interrupted.
+// which all routed connections share, is not interrupted. Its Close, too,
+// is TCP's: it succeeds after the target closed first, and a second Close
+// fails with net.ErrClosed.
+//
 // Serve offers the same routing to other processes as a SOCKS5 and HTTP
 // proxy on one port; Env gives the variables that point them at it.
 //
@@ -38,7 +41,7 @@
 //
 // Speed: the connection to the controller uses golang.org/x/crypto/ssh
 // with four patches for speed, kept in internal/forked/crypto (see its
-// README; a fifth gives its connections deadlines):
+// README; two more give its connections deadlines and TCP's Close):
 // received packets are pooled instead of allocated afresh; window adjusts
 // are sent once half of a 4 MiB window is used instead of every 96 KiB;
 // packets written while another writer waits leave in one write; and a

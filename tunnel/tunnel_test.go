@@ -460,7 +460,8 @@ var _ = Describe("Tunnel", func() {
 				answer, err := io.ReadAll(conn) // ends only at the target's EOF
 				Expect(err).NotTo(HaveOccurred(), name)
 				Expect(string(answer)).To(Equal(fmt.Sprintf("%d\n", len(sent))), name)
-				conn.Close() // an SSH channel the server closed first answers io.EOF
+				Expect(conn.Close()).To(Succeed(), "%s: closing after the target closed first, as TCP does", name)
+				Expect(conn.Close()).To(MatchError(net.ErrClosed), "%s: a second Close", name)
 			}
 		}, SpecTimeout(specTimeout))
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -537,6 +538,24 @@ type tcpChan struct {
 type chanConn struct {
 	Channel
 	laddr, raddr net.Addr
+
+	// stackgate: set by the first Close.
+	closed atomic.Bool
+}
+
+// Close closes the channel (stackgate). Like a TCP connection's, the first
+// Close succeeds also when the peer closed the channel first or the
+// connection is gone: the channel's close was then already sent, which
+// the channel's own Close reports as io.EOF. A second Close fails with
+// net.ErrClosed.
+func (t *chanConn) Close() error {
+	if t.closed.Swap(true) {
+		return &net.OpError{Op: "close", Net: "tcp", Source: t.laddr, Addr: t.raddr, Err: net.ErrClosed}
+	}
+	if err := t.Channel.Close(); err != io.EOF {
+		return err
+	}
+	return nil
 }
 
 // LocalAddr returns the local network address.
