@@ -550,7 +550,11 @@ type chanConn struct {
 // net.ErrClosed.
 func (t *chanConn) Close() error {
 	if t.closed.Swap(true) {
-		return &net.OpError{Op: "close", Net: "tcp", Source: t.laddr, Addr: t.raddr, Err: net.ErrClosed}
+		network := "tcp"
+		if t.raddr != nil {
+			network = t.raddr.Network()
+		}
+		return &net.OpError{Op: "close", Net: network, Source: t.laddr, Addr: t.raddr, Err: net.ErrClosed}
 	}
 	if err := t.Channel.Close(); err != io.EOF {
 		return err
