@@ -282,7 +282,7 @@ func (h *Host) deleteUnrecordedNetwork(ctx context.Context) error {
 	n := h.names()
 	var foreign []string
 	for _, node := range []struct{ ns, link string }{{n.controller, n.ctlLink}, {n.worker, n.workerLink}} {
-		if netns.Exists(node.ns) && exec.CommandContext(ctx, "ip", "-n", node.ns, "link", "show", node.link).Run() != nil {
+		if netns.Exists(node.ns) && !netns.LinkExists(ctx, &netns.Namespace{Name: node.ns}, node.link) {
 			foreign = append(foreign, fmt.Sprintf("%s (no link %s)", node.ns, node.link))
 		}
 	}

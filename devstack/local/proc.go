@@ -55,12 +55,10 @@ func (h *Host) start(s service) error {
 	}
 	pid := cmd.Process.Pid
 	go func() { _ = cmd.Wait() }() // reap it if it exits while this process lives
-	// A start time of 0 records a process that exited at once: pidOf never
-	// takes it for a running one, whatever later reuses the pid.
-	st, err := startTime(pid)
-	if err != nil {
-		st = 0
-	}
+	// startTime gives 0 for a process that exited at once: pidOf never
+	// takes a start time of 0 for a running process, whatever later reuses
+	// the pid.
+	st, _ := startTime(pid)
 	if err := os.WriteFile(h.path("run", s.name+".pid"), fmt.Appendf(nil, "%d %d\n", pid, st), 0o600); err != nil {
 		return fmt.Errorf("recording pid of %s: %w", s.name, err)
 	}
@@ -68,7 +66,8 @@ func (h *Host) start(s service) error {
 }
 
 // startTime returns the start time of pid in clock ticks since boot (field 22
-// of /proc/<pid>/stat) and whether the process is a zombie.
+// of /proc/<pid>/stat); 0 and an error when the process has exited (a
+// zombie counts) or its stat cannot be read.
 func startTime(pid int) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

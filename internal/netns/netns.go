@@ -208,14 +208,15 @@ func DeleteLink(ctx context.Context, ns *Namespace, name string) error {
 		return nil
 	}
 	err := ns.IP(ctx, "link", "delete", name)
-	if err != nil && !linkExists(ctx, ns, name) {
+	if err != nil && !LinkExists(ctx, ns, name) {
 		return nil
 	}
 	return err
 }
 
-// linkExists reports whether `ip link show` finds the link in ns.
-func linkExists(ctx context.Context, ns *Namespace, name string) bool {
+// LinkExists reports whether the link name is in ns (nil: the root
+// namespace); a namespace that does not exist holds no link.
+func LinkExists(ctx context.Context, ns *Namespace, name string) bool {
 	return ns.IP(ctx, "link", "show", name) == nil
 }
 
