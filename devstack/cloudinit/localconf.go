@@ -418,8 +418,14 @@ func (lc *LocalConf) Render() ([]byte, error) {
 // post-config option whose name devstack.IsSecretName picks; every
 // occurrence of one of the Passwords in any other value; and the
 // credentials of every URL (devstack.RedactURLCredentials). The rest is as
-// Render writes it. It does not validate.
-func (lc *LocalConf) String() string { return string(lc.render(false)) }
+// Render writes it. It does not validate. A LocalConf printed with any fmt
+// verb, as a value or a pointer, prints this.
+func (lc LocalConf) String() string { return string(lc.render(false)) }
+
+// GoString returns String, so %#v does not show Vars and PostConfig as
+// given (they may hold credentials). JSON keeps every value: LocalConf is
+// also configuration.
+func (lc LocalConf) GoString() string { return lc.String() }
 
 // valueRedactor returns a function that replaces, in a value, every
 // occurrence of one of lc's Passwords and every URL's credentials by

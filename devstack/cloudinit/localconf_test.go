@@ -180,7 +180,15 @@ var _ = Describe("LocalConf", func() {
 			in.LocalConf = lc
 			redacted, err := cloudinit.RenderRedacted(in)
 			Expect(err).NotTo(HaveOccurred())
-			shown := map[string]string{"String": lc.String(), "RenderRedacted": string(redacted)}
+			shown := map[string]string{
+				"String":         lc.String(),
+				"RenderRedacted": string(redacted),
+				"%v":             fmt.Sprintf("%v", lc),
+				"%+v of a value": fmt.Sprintf("%+v", *lc),
+				"%#v":            fmt.Sprintf("%#v", lc),
+				"%#v of a value": fmt.Sprintf("%#v", *lc),
+				"%s of a value":  fmt.Sprintf("%s", *lc),
+			}
 
 			for _, secret := range []string{option, token, urlPass, fixturePasswords.RabbitMQ.Reveal()} {
 				Expect(text).To(ContainSubstring(secret), "local.conf as DevStack reads it keeps every value")

@@ -205,7 +205,11 @@ func (h *Host) neutronNamespacesOffline(ctx context.Context) []string {
 		h.log.Info("could not start MariaDB to list neutron namespaces", "instance", h.instance, "error", err.Error())
 		return nil
 	}
-	defer h.stopOne("mariadb-offline", 30*time.Second)
+	defer func() {
+		if err := h.stopOne(ctx, "mariadb-offline", 30*time.Second); err != nil {
+			h.log.Info("could not stop the MariaDB started to list neutron namespaces", "instance", h.instance, "error", err.Error())
+		}
+	}()
 	if err := poll(ctx, "mariadb (offline)", 60*time.Second, func() error { return h.checkAlive("mariadb-offline") }, func(ctx context.Context) (bool, string) {
 		out, err := h.run(ctx, "mariadb-ping", "", nil, "", "mysqladmin", "--defaults-file="+h.etc("my.cnf"), "ping")
 		return err == nil, strings.TrimSpace(out)

@@ -156,49 +156,124 @@ func (h *Host) checkAlive(names ...string) error {
 	return nil
 }
 
-// stopAll stops every recorded process group: SIGTERM, up to grace for them
-// to exit, then SIGKILL. Pid files are removed.
-func (h *Host) stopAll(ctx context.Context, grace time.Duration) {
-	var pgs []int
+// stopAll stops every recorded process group as stopGroups does and removes
+// the pid files.
+func (h *Host) stopAll(ctx context.Context, grace time.Duration) error {
+	groups := map[int]string{}
 	for _, n := range h.recorded() {
 		if pid, ok := h.pidOf(n); ok {
-			_ = syscall.Kill(-pid, syscall.SIGTERM)
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-			pgs = append(pgs, pid)
+			groups[pid] = n
 		}
 		_ = os.Remove(h.path("run", n+".pid"))
 	}
-	deadline := time.Now().Add(grace)
-	for delay := 50 * time.Millisecond; time.Now().Before(deadline); delay = min(delay*2, 500*time.Millisecond) {
-		alive := false
-		for _, p := range pgs {
-			if syscall.Kill(-p, 0) == nil {
-				alive = true
-			}
-		}
-		if !alive || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(delay) // bounded by deadline: waiting for processes to exit, nothing to watch
-	}
-	for _, p := range pgs {
-		_ = syscall.Kill(-p, syscall.SIGKILL)
-	}
+	return stopGroups(ctx, groups, grace)
 }
 
-// stopOne stops one recorded process group like stopAll does.
-func (h *Host) stopOne(name string, grace time.Duration) {
+// stopOne stops one recorded process group as stopGroups does and removes
+// its pid file.
+func (h *Host) stopOne(ctx context.Context, name string, grace time.Duration) error {
 	pid, ok := h.pidOf(name)
 	_ = os.Remove(h.path("run", name+".pid"))
 	if !ok {
-		return
+		return nil
 	}
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for delay := 50 * time.Millisecond; time.Now().Before(deadline) && syscall.Kill(-pid, 0) == nil; delay = min(delay*2, 500*time.Millisecond) {
-		time.Sleep(delay) // bounded by deadline: waiting for the process to exit, nothing to watch
+	return stopGroups(ctx, map[int]string{pid: name}, grace)
+}
+
+// killWait bounds the wait for a process group to vanish after SIGKILL: only
+// a process stuck in the kernel (uninterruptible sleep) outlasts it.
+const killWait = 5 * time.Second
+
+// stopGroups stops the process groups led by the pids of groups (pid →
+// service name): SIGTERM, up to grace for them to exit (less if ctx ends),
+// then SIGKILL for what is left, and up to killWait for that to take effect
+// whatever ctx says, so that nothing outlives a Down that returned nil. The
+// error names every group still alive then.
+func stopGroups(ctx context.Context, groups map[int]string, grace time.Duration) error {
+	pids := make([]int, 0, len(groups))
+	for pid := range groups {
+		// The group, and its leader in case it left the group.
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		pids = append(pids, pid)
 	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	sort.Ints(pids)
+	alive := waitGone(ctx, pids, grace)
+	for _, pid := range alive {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	alive = waitGone(context.Background(), alive, killWait)
+	if len(alive) == 0 {
+		return nil
+	}
+	var names []string
+	for _, pid := range alive {
+		names = append(names, fmt.Sprintf("%s (process group %d)", groups[pid], pid))
+	}
+	return fmt.Errorf("still running %s after SIGKILL: %s; a process in uninterruptible sleep (state D in ps) waits for the kernel, kill -9 them once it returns", killWait, strings.Join(names, ", "))
+}
+
+// groupAlive reports whether a process of the group led by pgid, or the
+// leader itself if it left the group, is still running. Zombies do not
+// count: they have exited and wait only to be reaped by their parent.
+func groupAlive(pgid int) bool {
+	if syscall.Kill(-pgid, 0) != nil && syscall.Kill(pgid, 0) != nil {
+		return false // the common case, without reading /proc
+	}
+	if _, err := startTime(pgid); err == nil {
+		return true
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// After "pid (comm)" (comm may hold ")"): state ppid pgrp ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 {
+			continue
+		}
+		if f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
+}
+
+// waitGone polls, with backoff, until no process of the groups led by pids
+// (nor a leader that left its group) is left, ctx ends or d has passed. It
+// returns the pids of the groups still alive.
+func waitGone(ctx context.Context, pids []int, d time.Duration) []int {
+	deadline := time.Now().Add(d)
+	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 500*time.Millisecond) {
+		var alive []int
+		for _, pid := range pids {
+			if groupAlive(pid) {
+				alive = append(alive, pid)
+			}
+		}
+		left := time.Until(deadline)
+		if len(alive) == 0 || left <= 0 || ctx.Err() != nil {
+			return alive
+		}
+		t := time.NewTimer(min(delay, left))
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		pids = alive
+	}
 }
 
 // run runs a command inside ns and returns its output. The error names the

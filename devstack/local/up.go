@@ -75,7 +75,9 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 		env, err = h.bringUp(ctx, cfg)
 	}
 	if err != nil {
-		h.teardown(context.WithoutCancel(ctx), false)
+		if terr := h.teardown(context.WithoutCancel(ctx), false); terr != nil {
+			err = errors.Join(err, fmt.Errorf("cleaning up after the failed start: %w", terr))
+		}
 		return nil, err
 	}
 	h.progress("up", time.Since(start), nil)
@@ -330,8 +332,8 @@ func (h *Host) Down(ctx context.Context) error {
 // deletes the data (databases, keys, configs) so the next Up starts afresh.
 func (h *Host) teardown(ctx context.Context, wipe bool) error {
 	h.rememberNeutronNamespaces(ctx, wipe)
-	h.stopAll(ctx, 15*time.Second)
-	err := h.deleteNetwork(ctx)
+	err := h.stopAll(ctx, 15*time.Second)
+	err = errors.Join(err, h.deleteNetwork(ctx))
 	_ = os.Remove(h.path("environment.json"))
 	if wipe {
 		entries, _ := os.ReadDir(h.stateDir)

@@ -1,0 +1,84 @@
+package local
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// stateOf returns the state letter of pid in /proc/<pid>/stat ("" once it
+// is gone).
+func stateOf(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+}
+
+var _ = Describe("stopping the recorded processes of an instance", func() {
+	// A host on a state directory of its own: only its pid files matter.
+	newHost := func() *Host {
+		GinkgoHelper()
+		h := New(WithInstance("proctest"), WithStateDir(GinkgoT().TempDir()))
+		Expect(h.err).NotTo(HaveOccurred())
+		Expect(os.MkdirAll(h.path("run"), 0o700)).To(Succeed())
+		Expect(os.MkdirAll(h.path("logs"), 0o700)).To(Succeed())
+		return h
+	}
+	// startStubborn starts a service whose shell and child ignore SIGTERM,
+	// and kills its group after the spec should the code under test not.
+	startStubborn := func(h *Host, name string) int {
+		GinkgoHelper()
+		Expect(h.start(service{name: name, args: []string{"sh", "-c", "trap '' TERM; sleep 600 & wait"}})).To(Succeed())
+		pid, ok := h.pidOf(name)
+		Expect(ok).To(BeTrue(), "%s running", name)
+		DeferCleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+		Expect(groupAlive(pid)).To(BeTrue())
+		return pid
+	}
+
+	It("kills a group that ignores SIGTERM and returns only once it is gone", func(ctx SpecContext) {
+		h := newHost()
+		pid := startStubborn(h, "stubborn")
+		Expect(h.stopAll(ctx, 300*time.Millisecond)).To(Succeed())
+		Expect(groupAlive(pid)).To(BeFalse(), "no process of group %d left when stopAll returned", pid)
+		Expect(h.recorded()).To(BeEmpty(), "pid files removed")
+	}, SpecTimeout(time.Minute))
+
+	It("still kills and waits when its context has ended (Ctrl-C)", func(ctx SpecContext) {
+		h := newHost()
+		pid := startStubborn(h, "stubborn")
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		Expect(h.stopOne(ended, "stubborn", 15*time.Second)).To(Succeed())
+		Expect(groupAlive(pid)).To(BeFalse(), "no process of group %d left when stopOne returned", pid)
+	}, SpecTimeout(time.Minute))
+
+	It("counts a group as alive while any member runs, and not for zombies", func(ctx SpecContext) {
+		// The leader exits at once, its child keeps the group alive.
+		cmd := exec.CommandContext(ctx, "sh", "-c", "sleep 600 & exit 0")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		Expect(cmd.Start()).To(Succeed())
+		pgid := cmd.Process.Pid
+		DeferCleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		Eventually(func() string { return stateOf(pgid) }).WithContext(ctx).WithTimeout(10*time.Second).
+			Should(Equal("Z"), "the group's leader exited and waits, unreaped, for this process")
+		Expect(groupAlive(pgid)).To(BeTrue(), "the leader's sleep still runs in its group")
+
+		Expect(syscall.Kill(-pgid, syscall.SIGKILL)).To(Succeed())
+		Eventually(func() bool { return groupAlive(pgid) }).WithContext(ctx).WithTimeout(10*time.Second).
+			Should(BeFalse(), "a group of only a zombie leader is not alive")
+		Expect(stateOf(pgid)).To(Equal("Z"), "the leader is still an unreaped zombie")
+		Expect(cmd.Wait()).To(Succeed(), "sh had exited by itself") // reaped: nothing left
+		Expect(stateOf(pgid)).To(BeEmpty())
+	}, SpecTimeout(time.Minute))
+})
