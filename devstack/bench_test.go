@@ -119,3 +119,29 @@ func BenchmarkCollectLogs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRedact measures Redact on service logs as DevStack's services
+// write them (timestamps, request ids, URLs, a credential now and then),
+// with the secrets a collection learns from the configuration.
+func BenchmarkRedact(b *testing.B) {
+	lines := []string{
+		"2026-11-21 16:06:54.203 12345 INFO nova.api.openstack.requestlog [None req-4f1c2d3e-aaaa-bbbb-cccc-0123456789ab admin admin] 10.0.3.15 \"GET /compute/v2.1/servers/detail?all_tenants=True\" status: 200 len: 1234 microversion: 2.1 time: 0.123456",
+		"2026-11-21 16:06:54.204 12345 DEBUG oslo_concurrency.lockutils [-] Lock \"compute_resources\" acquired by \"nova.compute.resource_tracker.ResourceTracker._update_available_resource\" :: waited 0.000s inner /usr/lib/python3/dist-packages/oslo_concurrency/lockutils.py:407",
+		"2026-11-21 16:06:54.205 12345 DEBUG keystoneauth.session [-] REQ: curl -g -i -X GET http://10.0.3.15/identity/v3/auth/tokens -H \"X-Auth-Token: {SHA256}abcdef\" -H \"User-Agent: nova-compute\" _http_log_request",
+		"2026-11-21 16:06:54.206 12345 INFO neutron.wsgi [-] 10.0.3.15 \"POST /v2.0/ports HTTP/1.1\" status: 201  len: 1102 time: 0.2111",
+		"2026-11-21 16:06:54.207 12345 DEBUG nova.compute.manager [-] connecting to rabbit://openstack:learnt-secret-1@10.0.3.15:5672/ with password=learnt-secret-2 _connect",
+	}
+	var log []byte
+	for len(log) < 16<<20 {
+		for _, l := range lines {
+			log = append(log, l...)
+			log = append(log, '\n')
+		}
+	}
+	r := devstack.NewRedactor("learnt-secret-1", "learnt-secret-2", "clouds-password-3")
+	b.SetBytes(int64(len(log)))
+	b.ResetTimer()
+	for b.Loop() {
+		_ = r.Redact(log)
+	}
+}

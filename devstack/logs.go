@@ -58,8 +58,11 @@ type nodeArtifacts struct {
 // cloud's servers, networks, subnets, routers, ports, floating IPs, security
 // groups, volumes, load balancers, availability zones, hypervisors and
 // services (openstack/). Logs come from StateDir for a local host and over
-// SSH otherwise. Every file is redacted: the passwords of clouds.yaml and
-// every credential found in the configuration never reach the artifacts.
+// SSH otherwise. Every file is redacted (Redactor.Redact): the passwords of
+// clouds.yaml, every credential found in the configuration, URL passwords
+// and the value of every option named like a credential, at a line's start
+// or within it (password=..., X-Auth-Token: ..., "token": "..."), never
+// reach the artifacts.
 // Key material (TLS and SSH keys, keystone's fernet and credential keys,
 // secret files) is never read; a remote node leaves it out of what it sends.
 // It returns the tarballs written; an error says what could not be

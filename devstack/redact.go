@@ -48,11 +48,12 @@ func IsSecretName(name string) bool { return secretName.MatchString(name) }
 // rabbit://u:p@h1,u:q@h2/ counts) and the value of every query parameter
 // IsSecretName picks (?token=..., &X-Auth-Token=...).
 func RedactURLCredentials(s string) string {
-	// Most log lines hold neither; they skip the regular expressions.
-	if strings.Contains(s, "://") {
+	// Most log lines hold neither a URL with user information nor a query
+	// parameter named like a credential; they skip the regular expressions.
+	if strings.Contains(s, "://") && strings.Contains(s, "@") {
 		s = urlAuthority.ReplaceAllStringFunc(s, redactUserPasswords)
 	}
-	if !strings.ContainsAny(s, "?&") {
+	if !strings.ContainsAny(s, "?&") || !mayNameSecret(s) {
 		return s
 	}
 	return urlQueryParam.ReplaceAllStringFunc(s, func(p string) string {
@@ -165,15 +166,21 @@ func (r *Redactor) Learn(config []byte) {
 
 // Redact returns b with every secret replaced by Redacted: URL
 // credentials (RedactURLCredentials), the values of options IsSecretName
-// picks, and every secret it knows wherever it appears.
+// picks (a whole line's "name = value", and "name=value" or "name: value"
+// within a line up to the next space), and every secret it knows
+// wherever it appears.
 func (r *Redactor) Redact(b []byte) []byte {
 	var buf bytes.Buffer
+	buf.Grow(len(b) + len(b)/16)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for sc.Scan() {
 		line := RedactURLCredentials(sc.Text())
-		if m := iniOption.FindStringSubmatchIndex(line); m != nil && IsSecretName(line[m[2]:m[3]]) && secretValue(line[m[4]:m[5]]) {
-			line = line[:m[4]] + Redacted + line[m[5]:]
+		if mayNameSecret(line) {
+			if m := iniOption.FindStringSubmatchIndex(line); m != nil && IsSecretName(line[m[2]:m[3]]) && secretValue(line[m[4]:m[5]]) {
+				line = line[:m[4]] + Redacted + line[m[5]:]
+			}
+			line = redactInlineOptions(line)
 		}
 		buf.WriteString(line)
 		buf.WriteByte('\n')
@@ -183,6 +190,105 @@ func (r *Redactor) Redact(b []byte) []byte {
 		buf.WriteString(RedactURLCredentials(string(b)))
 	}
 	return r.RedactKnown(buf.Bytes())
+}
+
+// secretWords are the words every name IsSecretName picks contains, in
+// lower case: secretName's alternatives without their endings.
+var secretWords = []string{"passw", "secret", "token", "credential", "key"}
+
+// mayNameSecret reports whether line holds one of secretWords in any case:
+// only then can it hold a name IsSecretName picks. Most log lines hold
+// none and skip the regular expressions, which cost far more than this
+// scan.
+func mayNameSecret(line string) bool {
+	for i := 0; i < len(line); i++ {
+		if !secretWordStart[line[i]] {
+			continue
+		}
+		for _, w := range secretWords {
+			if line[i]|0x20 == w[0] && len(line)-i >= len(w) && strings.EqualFold(line[i:i+len(w)], w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// secretWordStart marks the first letters of secretWords, in both cases.
+var secretWordStart = func() (t [256]bool) {
+	for _, w := range secretWords {
+		t[w[0]], t[w[0]-'a'+'A'] = true, true
+	}
+	return t
+}()
+
+// redactInlineOptions replaces, within line, the value of every option
+// written as logs write them, "name=value", "name: value", JSON's
+// "name": "value", whose name IsSecretName picks and whose value
+// secretValue takes for a credential. The name may be quoted and followed
+// by spaces; the value, quoted or not, ends at white space, a quote or a
+// separator (,;&)}]). Values already redacted are left. A scan, not a
+// regular expression: this runs on every log line that names a secret.
+func redactInlineOptions(line string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(line); i++ {
+		if line[i] != '=' && line[i] != ':' {
+			continue
+		}
+		j := i
+		for j > last && isSpace(line[j-1]) {
+			j--
+		}
+		if j > last && isQuote(line[j-1]) {
+			j--
+		}
+		nameEnd := j
+		for j > last && isNameByte(line[j-1]) {
+			j--
+		}
+		if name := line[j:nameEnd]; name == "" || !mayNameSecret(name) || !IsSecretName(name) {
+			continue
+		}
+		k := i + 1
+		for k < len(line) && isSpace(line[k]) {
+			k++
+		}
+		if k < len(line) && isQuote(line[k]) {
+			k++
+		}
+		valueStart := k
+		for k < len(line) && !isValueEnd(line[k]) {
+			k++
+		}
+		value := line[valueStart:k]
+		if value == "" || strings.HasPrefix(value, Redacted) || !secretValue(value) {
+			continue
+		}
+		b.WriteString(line[last:valueStart])
+		b.WriteString(Redacted)
+		last = k
+		i = k - 1
+	}
+	if last == 0 {
+		return line
+	}
+	b.WriteString(line[last:])
+	return b.String()
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' }
+
+func isQuote(c byte) bool { return c == '"' || c == '\'' }
+
+// isNameByte reports whether c may be part of an option's name.
+func isNameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+// isValueEnd reports whether c ends an inline option's value.
+func isValueEnd(c byte) bool {
+	return isSpace(c) || isQuote(c) || strings.IndexByte(",;&)}]", c) >= 0
 }
 
 // RedactKnown returns b with every secret r knows replaced by Redacted,

@@ -61,6 +61,24 @@ export OS_PASSWORD=exported-6
 		Expect(r.Redact([]byte("commented-4 appears\n"))).To(ContainSubstring("commented-4"), "comments teach nothing")
 	})
 
+	DescribeTable("options named like credentials within a line",
+		func(in, want string) {
+			Expect(string(devstack.NewRedactor().Redact([]byte(in + "\n")))).To(Equal(want + "\n"))
+		},
+		Entry("name=value", "DEBUG keystoneauth: login user=nova password=mid-pw-1 project=service",
+			"DEBUG keystoneauth: login user=nova password=<redacted> project=service"),
+		Entry("a header", "REQ: curl -g -i -H \"X-Auth-Token: gAAAAmid-tok-2\" http://10.0.3.15/compute",
+			"REQ: curl -g -i -H \"X-Auth-Token: <redacted>\" http://10.0.3.15/compute"),
+		Entry("JSON", `body: {"auth": {"password": "mid-pw-3", "name": "admin"}, "token": "mid-tok-4"}`,
+			`body: {"auth": {"password": "<redacted>", "name": "admin"}, "token": "<redacted>"}`),
+		Entry("a Python dict", "creds {'secret': 'mid-sec-5', 'access': 'a1'}",
+			"creds {'secret': '<redacted>', 'access': 'a1'}"),
+		Entry("booleans, numbers and paths stay", "INFO service_token_roles_required=true token_cache_time: 300 ssh_key=/root/.ssh/id_ed25519",
+			"INFO service_token_roles_required=true token_cache_time: 300 ssh_key=/root/.ssh/id_ed25519"),
+		Entry("names that are no credential stay", "INFO www_authenticate_uri=http://10.0.3.15/identity keystone: up at 12:30:45",
+			"INFO www_authenticate_uri=http://10.0.3.15/identity keystone: up at 12:30:45"),
+	)
+
 	DescribeTable("RedactURLCredentials",
 		func(in, want string) { Expect(devstack.RedactURLCredentials(in)).To(Equal(want)) },
 		Entry("user information", "mysql+pymysql://nova:pw-1@10.0.3.15/nova", "mysql+pymysql://nova:<redacted>@10.0.3.15/nova"),
