@@ -50,9 +50,9 @@ local-status:
 bench-local:
 	$(GO) run ./cmd/stackgate-local bench
 
-## bench-devstack: second-AZ detection latency and a full log collection on the local environment.
+## bench-devstack: second-AZ detection latency, a full log collection on the local environment, redaction of 16 MiB of logs.
 bench-devstack:
-	$(GO) test -run '^$$' -bench 'SecondAZDetection|CollectLogs' -benchtime 5x -timeout 40m ./devstack/
+	$(GO) test -run '^$$' -bench 'SecondAZDetection|CollectLogs|Redact' -benchtime 5x -timeout 40m ./devstack/
 
 .PHONY: e2e bench-e2e
 
