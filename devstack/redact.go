@@ -40,7 +40,7 @@ var (
 // credential: its name contains password, passwd, secret, token or
 // credential, or ends a word with key or keys (ADMIN_PASSWORD,
 // memcache_secret_key, admin_token, api_key).
-func IsSecretName(name string) bool { return secretName.MatchString(name) }
+func IsSecretName(name string) bool { return mayNameSecret(name) && secretName.MatchString(name) }
 
 // RedactURLCredentials returns s with the credentials of every URL
 // replaced by Redacted: the password of its user information
@@ -197,9 +197,9 @@ func (r *Redactor) Redact(b []byte) []byte {
 var secretWords = []string{"passw", "secret", "token", "credential", "key"}
 
 // mayNameSecret reports whether line holds one of secretWords in any case:
-// only then can it hold a name IsSecretName picks. Most log lines hold
-// none and skip the regular expressions, which cost far more than this
-// scan.
+// only then can it hold a name IsSecretName picks. Most log lines and
+// names hold none and skip the regular expressions, which cost far more
+// than this scan.
 func mayNameSecret(line string) bool {
 	for i := 0; i < len(line); i++ {
 		if !secretWordStart[line[i]] {
@@ -247,7 +247,7 @@ func redactInlineOptions(line string) string {
 		for j > last && isNameByte(line[j-1]) {
 			j--
 		}
-		if name := line[j:nameEnd]; name == "" || !mayNameSecret(name) || !IsSecretName(name) {
+		if name := line[j:nameEnd]; name == "" || !IsSecretName(name) {
 			continue
 		}
 		k := i + 1

@@ -65,24 +65,37 @@ func (h *Host) start(s service) error {
 	return nil
 }
 
+// statFields returns the fields of /proc/<pid>/stat after "pid (comm)"
+// (comm may hold spaces and ")"): state, ppid, pgrp, ...; field n of
+// proc(5) is statFields[n-3].
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return strings.Fields(string(b[i+1:])), nil
+}
+
+// exited reports whether a process state (statFields' first) is a zombie's
+// or a dead process's.
+func exited(state string) bool { return state == "Z" || state == "X" }
+
 // startTime returns the start time of pid in clock ticks since boot (field 22
 // of /proc/<pid>/stat); 0 and an error when the process has exited (a
 // zombie counts) or its stat cannot be read.
 func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
 	if len(f) < 20 {
 		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
-	if f[0] == "Z" || f[0] == "X" {
+	if exited(f[0]) {
 		return 0, fmt.Errorf("process %d has exited", pid)
 	}
 	return strconv.ParseUint(f[19], 10, 64)
@@ -224,26 +237,14 @@ func groupAlive(pgid int) bool {
 	if _, err := startTime(pgid); err == nil {
 		return true
 	}
+	group := strconv.Itoa(pgid)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// After "pid (comm)" (comm may hold ")"): state ppid pgrp ...
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 3 {
-			continue
-		}
-		if f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+		if f, err := statFields(pid); err == nil && len(f) >= 3 && f[2] == group && !exited(f[0]) {
 			return true
 		}
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -16,12 +14,11 @@ import (
 // stateOf returns the state letter of pid in /proc/<pid>/stat ("" once it
 // is gone).
 func stateOf(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	f, err := statFields(pid)
+	if err != nil || len(f) == 0 {
 		return ""
 	}
-	s := string(b)
-	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+	return f[0]
 }
 
 var _ = Describe("stopping the recorded processes of an instance", func() {
