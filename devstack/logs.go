@@ -36,6 +36,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	"github.com/gophercloud/gophercloud/v2/pagination"
+
+	"github.com/stackgate/stackgate/tunnel"
 )
 
 // artifact is one file of a node's tarball.
@@ -259,7 +261,8 @@ func (e *Environment) remoteArtifacts(ctx context.Context, n *nodeArtifacts, nod
 	if err != nil {
 		return []error{fmt.Errorf("%s: host key: %w", n.node, err)}
 	}
-	cfg := &ssh.ClientConfig{User: e.SSH.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(pinned), Timeout: 30 * time.Second}
+	cfg := &ssh.ClientConfig{User: e.SSH.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(pinned),
+		HostKeyAlgorithms: tunnel.HostKeyAlgorithms(pinned), Timeout: 30 * time.Second}
 	tun, err := e.sharedTunnel(ctx)
 	if err != nil {
 		return []error{fmt.Errorf("%s: %w", n.node, err)}

@@ -49,6 +49,10 @@ type BastionDialerInput struct {
 	// keys nobody knows in advance; only then pass ssh.InsecureIgnoreHostKey().
 	// Required.
 	HostKeyCallback ssh.HostKeyCallback
+	// HostKeyAlgorithms asks the bastion for the pinned key's type, e.g.
+	// tunnel.HostKeyAlgorithms(key): a host has several keys and otherwise
+	// presents the one the client prefers. Default: x/crypto/ssh's order.
+	HostKeyAlgorithms []string
 	// Timeout bounds the attempts (the bastion's sshd may still be starting);
 	// default DefaultBastionTimeout. Use the e2e configuration's
 	// "wait-bastion-ssh" interval.
@@ -61,9 +65,10 @@ type Bastion struct {
 	// addresses as seen from it.
 	Client *tunnel.Client
 	// Address is the bastion's host:port.
-	Address string
-	signer  ssh.Signer
-	hostKey ssh.HostKeyCallback
+	Address   string
+	signer    ssh.Signer
+	hostKey   ssh.HostKeyCallback
+	hostAlgos []string
 }
 
 // BastionDialer connects to a cluster's bastion through the tunnel,
@@ -95,14 +100,14 @@ func BastionDialer(ctx context.Context, input BastionDialerInput) (*Bastion, err
 	defer cancel()
 	cfg := &ssh.ClientConfig{
 		User: input.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(input.Signer)},
-		HostKeyCallback: input.HostKeyCallback, Timeout: 30 * time.Second,
+		HostKeyCallback: input.HostKeyCallback, HostKeyAlgorithms: input.HostKeyAlgorithms, Timeout: 30 * time.Second,
 	}
 	start := time.Now()
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		c, err := input.Tunnel.Jump(ctx, addr, cfg)
 		if err == nil {
-			return &Bastion{Client: c, Address: addr, signer: input.Signer, hostKey: input.HostKeyCallback}, nil
+			return &Bastion{Client: c, Address: addr, signer: input.Signer, hostKey: input.HostKeyCallback, hostAlgos: input.HostKeyAlgorithms}, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -172,6 +177,10 @@ type RunOnNodeInput struct {
 	Signer ssh.Signer
 	// HostKeyCallback checks the node's key (default: the bastion's callback).
 	HostKeyCallback ssh.HostKeyCallback
+	// HostKeyAlgorithms asks the node for the pinned key's type (see
+	// BastionDialerInput.HostKeyAlgorithms). Default: the bastion's, when
+	// HostKeyCallback is the bastion's too.
+	HostKeyAlgorithms []string
 	// Command is the shell command to run. Required.
 	Command string
 }
@@ -200,11 +209,15 @@ func RunOnNode(ctx context.Context, input RunOnNodeInput) (tunnel.RunResult, err
 	if signer == nil {
 		signer = input.Bastion.signer
 	}
+	algos := input.HostKeyAlgorithms
 	if hk == nil {
 		hk = input.Bastion.hostKey
+		if algos == nil {
+			algos = input.Bastion.hostAlgos
+		}
 	}
 	node, err := input.Bastion.Client.Jump(ctx, addr, &ssh.ClientConfig{
-		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: hk, Timeout: 30 * time.Second,
+		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: hk, HostKeyAlgorithms: algos, Timeout: 30 * time.Second,
 	})
 	if err != nil {
 		return tunnel.RunResult{}, fmt.Errorf("run on node %s: %w", addr, err)

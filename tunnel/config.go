@@ -3,11 +3,15 @@ package tunnel
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -206,8 +210,9 @@ func (cfg *Config) validate() (*sshfork.ClientConfig, error) {
 
 func (cfg *Config) authMethods() ([]sshfork.AuthMethod, error) {
 	var methods []sshfork.AuthMethod
-	key := cfg.PrivateKey
+	key, field := cfg.PrivateKey, "Config.PrivateKey"
 	if cfg.PrivateKeyFile != "" {
+		field = "Config.PrivateKeyFile " + cfg.PrivateKeyFile
 		if len(key) > 0 {
 			return nil, errors.New("Config.PrivateKey and Config.PrivateKeyFile are both set: keep one")
 		}
@@ -222,10 +227,10 @@ func (cfg *Config) authMethods() ([]sshfork.AuthMethod, error) {
 		if err != nil {
 			var missing *sshfork.PassphraseMissingError
 			if errors.As(err, &missing) {
-				return nil, errors.New("Config.PrivateKey is encrypted with a passphrase: load it into an SSH agent and set Config.Agent instead")
+				return nil, fmt.Errorf("%s: the key is encrypted with a passphrase: load it into an SSH agent and set Config.Agent instead", field)
 			}
 			// The parser's message never contains key material.
-			return nil, fmt.Errorf("Config.PrivateKey cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", err)
+			return nil, fmt.Errorf("%s cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", field, err)
 		}
 		methods = append(methods, sshfork.PublicKeys(signer))
 	}
@@ -262,6 +267,10 @@ func (cfg *Config) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("Config.KnownHostsFile: %w: point it at a readable known_hosts file", err)
 		}
+		algos, err := knownAlgorithms(cb, cfg.Address)
+		if err != nil {
+			return nil, nil, fmt.Errorf("Config.KnownHostsFile: %w", err)
+		}
 		return func(host string, remote net.Addr, key ssh.PublicKey) error {
 			err := cb(host, remote, key)
 			var ke *knownhosts.KeyError
@@ -276,18 +285,21 @@ func (cfg *Config) hostKeyCallback() (ssh.HostKeyCallback, []string, error) {
 				return fmt.Errorf("host key mismatch for %s: server offered %s %s, %s expects %v; if the controller was rebuilt, update the file", host, key.Type(), ssh.FingerprintSHA256(key), cfg.KnownHostsFile, want)
 			}
 			return err
-		}, nil, nil
+		}, algos, nil
 	default:
 		pinned, _, _, _, err := ssh.ParseAuthorizedKey(cfg.HostKey)
 		if err != nil {
 			return nil, nil, fmt.Errorf("Config.HostKey cannot be parsed (%v): pass an authorized_keys line such as \"ssh-ed25519 AAAA...\"", err)
 		}
-		return PinnedHostKey(pinned), algorithmsFor(pinned.Type()), nil
+		return PinnedHostKey(pinned), HostKeyAlgorithms(pinned), nil
 	}
 }
 
 // PinnedHostKey returns a HostKeyCallback that accepts only key; a mismatch
-// error carries both SHA256 fingerprints. Use it for Jump hops too.
+// error carries both SHA256 fingerprints. Use it for Jump hops too, with
+// ssh.ClientConfig.HostKeyAlgorithms set to HostKeyAlgorithms(key): a host
+// usually has several keys (ECDSA, Ed25519, RSA) and, left to the default
+// order, presents whichever the client prefers, not the pinned one.
 func PinnedHostKey(key ssh.PublicKey) ssh.HostKeyCallback {
 	want := key.Marshal()
 	return func(host string, _ net.Addr, got ssh.PublicKey) error {
@@ -299,11 +311,54 @@ func PinnedHostKey(key ssh.PublicKey) ssh.HostKeyCallback {
 	}
 }
 
-// algorithmsFor lists the host key algorithms a key of this type signs with,
-// so the server presents the pinned key rather than another of its keys.
+// HostKeyAlgorithms lists the host key algorithms that key signs with, for
+// ssh.ClientConfig.HostKeyAlgorithms: the server then presents that key
+// rather than another of its keys.
+func HostKeyAlgorithms(key ssh.PublicKey) []string {
+	return algorithmsFor(key.Type())
+}
+
 func algorithmsFor(keyType string) []string {
 	if keyType == ssh.KeyAlgoRSA {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
 	}
 	return []string{keyType}
+}
+
+// knownAlgorithms lists the host key algorithms of the keys a known_hosts
+// callback holds for address, in the file's order, so the server presents
+// one of them; nil when the file knows no key for it (the handshake then
+// fails naming the key the server offered).
+func knownAlgorithms(cb ssh.HostKeyCallback, address string) ([]string, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	remote := &net.TCPAddr{}
+	remote.Port, _ = strconv.Atoi(port)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		remote.IP = ip.AsSlice()
+	}
+	// A key of no host's: the file answers with the keys it has for address.
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	probe, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var ke *knownhosts.KeyError
+	if !errors.As(cb(address, remote, probe), &ke) {
+		return nil, nil
+	}
+	var algos []string
+	for _, k := range ke.Want {
+		for _, a := range algorithmsFor(k.Key.Type()) {
+			if !slices.Contains(algos, a) {
+				algos = append(algos, a)
+			}
+		}
+	}
+	return algos, nil
 }

@@ -11,7 +11,7 @@ import (
 // Close closes its idle connections.
 func (t *Tunnel) Transport() *http.Transport {
 	t.transportOnce.Do(func() {
-		t.transport = &http.Transport{
+		tr := &http.Transport{
 			Proxy:                 nil,
 			DialContext:           t.DialContext,
 			ForceAttemptHTTP2:     true,
@@ -23,8 +23,11 @@ func (t *Tunnel) Transport() *http.Transport {
 			ReadBufferSize:        64 << 10,
 			WriteBufferSize:       64 << 10,
 		}
+		t.mu.Lock()
+		t.transport = tr
+		t.mu.Unlock()
 	})
-	return t.transport
+	return t.transport // Do's return orders this read after the write
 }
 
 // HTTPClient returns a client using Transport.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -106,7 +108,7 @@ func (c *Client) Run(ctx context.Context, cmd string) (RunResult, error) {
 	var stdout, stderr bytes.Buffer
 	s.Stdout, s.Stderr = &stdout, &stderr
 	if err := s.Start(cmd); err != nil {
-		return res, fmt.Errorf("run on %s: starting %q: %w", c.addr, cmd, err)
+		return res, fmt.Errorf("run on %s: starting %s: %w", c.addr, commandName(cmd), err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Wait() }()
@@ -115,7 +117,7 @@ func (c *Client) Run(ctx context.Context, cmd string) (RunResult, error) {
 	case <-ctx.Done():
 		_ = s.Signal(ssh.SIGKILL)
 		_ = s.Close()
-		return res, fmt.Errorf("run on %s: %q: %w", c.addr, cmd, ctx.Err())
+		return res, fmt.Errorf("run on %s: %s: %w", c.addr, commandName(cmd), ctx.Err())
 	}
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
 	var exit *ssh.ExitError
@@ -124,7 +126,20 @@ func (c *Client) Run(ctx context.Context, cmd string) (RunResult, error) {
 		return res, nil
 	}
 	if err != nil {
-		return res, fmt.Errorf("run on %s: %q: %w", c.addr, cmd, err)
+		return res, fmt.Errorf("run on %s: %s: %w", c.addr, commandName(cmd), err)
 	}
 	return res, nil
+}
+
+// commandName names cmd in errors by its first word alone: the rest of a
+// command line may carry a password or a token.
+func commandName(cmd string) string {
+	f := strings.Fields(cmd)
+	switch {
+	case len(f) == 0:
+		return "an empty command"
+	case len(f) == 1:
+		return strconv.Quote(f[0])
+	}
+	return strconv.Quote(f[0] + " …")
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -31,6 +32,7 @@ func (t *Tunnel) Serve(l net.Listener) error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
+		_ = l.Close()
 		return ErrClosed
 	}
 	t.listeners[l] = struct{}{}
@@ -40,6 +42,7 @@ func (t *Tunnel) Serve(l net.Listener) error {
 		delete(t.listeners, l)
 		t.mu.Unlock()
 	}()
+	var pause time.Duration // after a passing failure, as net/http's Server does
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -48,12 +51,21 @@ func (t *Tunnel) Serve(l net.Listener) error {
 				return ErrClosed
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if !passing(err) {
+				return fmt.Errorf("tunnel: serving on %s: %w", l.Addr(), err)
 			}
-			return fmt.Errorf("tunnel: serving on %s: %w", l.Addr(), err)
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			t.log.V(1).Info("accept failed; retrying", "address", l.Addr().String(), "retryIn", pause.String(), "error", err.Error())
+			timer := time.NewTimer(pause)
+			select {
+			case <-t.done:
+				timer.Stop()
+				return ErrClosed
+			case <-timer.C:
+			}
+			continue
 		}
+		pause = 0
 		if !t.track(c) {
 			_ = c.Close()
 			return ErrClosed
@@ -64,6 +76,17 @@ func (t *Tunnel) Serve(l net.Listener) error {
 			t.serveConn(c)
 		}()
 	}
+}
+
+// passing reports whether an accept error may clear up by itself: a
+// timeout, or a process or system out of file descriptors or memory.
+func passing(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // track records a proxied connection so Close can end it, and counts its
@@ -153,6 +176,9 @@ func (t *Tunnel) serveSOCKS5(c net.Conn, br *bufio.Reader) {
 	if err != nil {
 		return
 	}
+	if req[0] != 5 {
+		return // not SOCKS5: there is no reply a client could read
+	}
 	cmd, atyp := req[1], req[3]
 	var addrLen, addrStart int
 	switch atyp {
@@ -166,6 +192,10 @@ func (t *Tunnel) serveSOCKS5(c net.Conn, br *bufio.Reader) {
 			return
 		}
 		addrStart, addrLen = 5, int(b[4])
+		if addrLen == 0 {
+			socksReply(c, socksHostUnreachable) // an empty name
+			return
+		}
 	default:
 		socksReply(c, socksAddressUnsupported)
 		return

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -50,7 +52,9 @@ type Tunnel struct {
 	proxied   map[net.Conn]struct{}
 
 	transportOnce sync.Once
-	transport     *http.Transport
+	transport     *http.Transport // set once, under mu
+
+	keepalives atomic.Int64 // keepalive probes answered, for the tests
 }
 
 // sshConn is one SSH connection; dead is closed once it is gone, with err
@@ -215,6 +219,10 @@ func (t *Tunnel) keepAlive(c *sshConn) {
 	interval := t.cfg.KeepAliveInterval
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	// One probe at a time: the next is sent only after this one's answer,
+	// and an unanswered probe ends the connection, which ends the probe
+	// (SendRequest returns once c is closed); reply holds its result, so
+	// the probe never blocks.
 	reply := make(chan error, 1)
 	for {
 		select {
@@ -222,7 +230,9 @@ func (t *Tunnel) keepAlive(c *sshConn) {
 			return
 		case <-ticker.C:
 		}
+		t.wg.Add(1)
 		go func() {
+			defer t.wg.Done()
 			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
 			reply <- err
 		}()
@@ -235,14 +245,11 @@ func (t *Tunnel) keepAlive(c *sshConn) {
 			timeout.Stop()
 			if err != nil {
 				c.fail(fmt.Errorf("keepalive failed: %w", err))
+				return
 			}
+			t.keepalives.Add(1)
 		case <-timeout.C:
 			c.fail(fmt.Errorf("no answer to keepalive within %s", 2*interval))
-		}
-		// Drain the probe (it returns once c is closed) before the next.
-		select {
-		case <-reply:
-		case <-c.dead:
 			return
 		}
 	}
@@ -350,12 +357,22 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 		}
 	}
 	if !routed {
-		return t.direct.DialContext(ctx, network, addr)
+		return t.dialDirect(ctx, network, addr)
 	}
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
 		return nil, fmt.Errorf("tunnel: dial %s %s: only tcp is carried over SSH", network, addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		// A service name ("https") is looked up here: the SSH channel
+		// carries a port number.
+		n, lerr := net.DefaultResolver.LookupPort(ctx, network, port)
+		if lerr != nil {
+			return nil, fmt.Errorf("tunnel: dial %s: the port must be a number from 0 to 65535 or a known service name: %w", addr, lerr)
+		}
+		h, _, _ := net.SplitHostPort(target)
+		target = net.JoinHostPort(h, strconv.Itoa(n))
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -381,14 +398,34 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	// Any other failure means the SSH connection broke under the dial; wait
 	// (boundedly) for it to be reported so the error says why.
+	timer := time.NewTimer(t.cfg.KeepAliveInterval)
+	defer timer.Stop()
 	select {
 	case <-c.dead:
-		err = c.reason()
+		return nil, fmt.Errorf("tunnel: dial %s: %w while the channel was opening (%v); the tunnel reconnects by itself, retry the dial", addr, ErrConnectionLost, c.reason())
 	case <-t.done:
 		return nil, fmt.Errorf("tunnel: dial %s: %w", addr, ErrClosed)
-	case <-time.After(t.cfg.KeepAliveInterval):
+	case <-timer.C:
+		return nil, fmt.Errorf("tunnel: dial %s through %s: %w", addr, t.cfg.Address, err)
 	}
-	return nil, fmt.Errorf("tunnel: dial %s: %w while the channel was opening (%v); the tunnel reconnects by itself, retry the dial", addr, ErrConnectionLost, err)
+}
+
+// dialDirect dials addr without the tunnel; Close ends it too.
+func (t *Tunnel) dialDirect(ctx context.Context, network, addr string) (net.Conn, error) {
+	select {
+	case <-t.done:
+		return nil, fmt.Errorf("tunnel: dial %s: %w", addr, ErrClosed)
+	default:
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(t.ctx, cancel)
+	defer stop()
+	conn, err := t.direct.DialContext(ctx, network, addr)
+	if err != nil && t.ctx.Err() != nil {
+		return nil, fmt.Errorf("tunnel: dial %s: %w", addr, ErrClosed)
+	}
+	return conn, err
 }
 
 // Close stops the tunnel: the SSH connection, every Serve listener and
@@ -412,6 +449,7 @@ func (t *Tunnel) Close() error {
 	for p := range t.proxied {
 		closers = append(closers, p)
 	}
+	transport := t.transport
 	t.mu.Unlock()
 	var errs []error
 	if c != nil {
@@ -422,12 +460,15 @@ func (t *Tunnel) Close() error {
 	for _, cl := range closers {
 		_ = cl.Close()
 	}
-	if t.transport != nil {
-		t.transport.CloseIdleConnections()
+	if transport != nil {
+		transport.CloseIdleConnections()
 	}
 	t.wg.Wait()
-	if t.transport != nil {
-		t.transport.CloseIdleConnections()
+	t.mu.Lock()
+	transport = t.transport
+	t.mu.Unlock()
+	if transport != nil {
+		transport.CloseIdleConnections()
 	}
 	t.log.Info("closed", "address", t.cfg.Address)
 	return errors.Join(errs...)

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,6 +271,24 @@ var _ = Describe("Tunnel", func() {
 		Expect(errors.As(err, &oce)).To(BeTrue(), "error %v wraps *ssh.OpenChannelError", err)
 	}, SpecTimeout(specTimeout))
 
+	It("dials a routed service by name, and refuses a port that is neither a number nor a service at once", func(ctx SpecContext) {
+		t := open(ctx)
+		conn, err := t.DialContext(ctx, "tcp", net.JoinHostPort(testbed.PrivateHost, "ssh"))
+		Expect(err).NotTo(HaveOccurred())
+		defer conn.Close()
+		Expect(conn.SetReadDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+		banner := make([]byte, 8)
+		_, err = io.ReadFull(conn, banner)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(banner)).To(Equal("SSH-2.0-"), "the private host's sshd answers on port 22")
+
+		for _, port := range []string{"70000", "no-such-service"} {
+			_, err := t.DialContext(ctx, "tcp", net.JoinHostPort(testbed.PrivateHost, port))
+			Expect(err).To(MatchError(ContainSubstring("the port must be a number from 0 to 65535")), "port %s", port)
+			Expect(err).NotTo(MatchError(tunnel.ErrConnectionLost), "port %s", port)
+		}
+	}, SpecTimeout(specTimeout))
+
 	It("ends a routed connection's reads and writes at their deadlines, and goes on once they are lifted", func(ctx SpecContext) {
 		t := open(ctx)
 		stalled := net.JoinHostPort(testbed.PrivateHost, strconv.Itoa(testbed.StallPort))
@@ -498,16 +518,28 @@ var _ = Describe("Tunnel", func() {
 			Expect(exchange(2, []byte{5, 1, 2})).To(Equal([]byte{5, 0xff}), "a client offering only user/password is refused")
 			Expect(exchange(4, greeting, []byte{5, 2, 0, 1, 10, 0, 3, 10, 0, 80})[2:]).To(Equal([]byte{5, 7}), "BIND: command not supported")
 			Expect(exchange(4, greeting, []byte{5, 1, 0, 9})[2:]).To(Equal([]byte{5, 8}), "an unknown address type")
+			Expect(exchange(4, greeting, []byte{5, 1, 0, 3, 0, 0, 80})[2:]).To(Equal([]byte{5, 4}), "an empty name: host unreachable")
+			// A request of another version gets no reply: the connection ends.
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			Expect(err).NotTo(HaveOccurred())
+			defer c.Close()
+			Expect(c.SetDeadline(time.Now().Add(20 * time.Second))).To(Succeed())
+			_, err = c.Write(append(slices.Clone(greeting), 4, 1, 0, 80, 10, 0, 3, 10))
+			Expect(err).NotTo(HaveOccurred())
+			rest, err := io.ReadAll(c)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(rest).To(Equal([]byte{5, 0}), "only the method reply, then EOF")
 		}, SpecTimeout(specTimeout))
 	})
 
 	Describe("jumps", func() {
 		hop := func(s *testbed.SSHD) *ssh.ClientConfig {
 			return &ssh.ClientConfig{
-				User:            testbed.User,
-				Auth:            []ssh.AuthMethod{ssh.PublicKeys(bed.UserSigner)},
-				HostKeyCallback: tunnel.PinnedHostKey(s.HostKey),
-				Timeout:         15 * time.Second,
+				User:              testbed.User,
+				Auth:              []ssh.AuthMethod{ssh.PublicKeys(bed.UserSigner)},
+				HostKeyCallback:   tunnel.PinnedHostKey(s.HostKey),
+				HostKeyAlgorithms: tunnel.HostKeyAlgorithms(s.HostKey), // the bed's sshds have an ECDSA key too
+				Timeout:           15 * time.Second,
 			}
 		}
 
@@ -534,8 +566,10 @@ var _ = Describe("Tunnel", func() {
 			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, err = node.Run(short, "sleep 30")
+			_, err = node.Run(short, "sleep 30 || echo token-5c1e")
 			Expect(err).To(MatchError(context.DeadlineExceeded))
+			Expect(err.Error()).To(ContainSubstring(`"sleep …"`), "the error names the command by its first word")
+			Expect(err.Error()).NotTo(ContainSubstring("token-5c1e"), "the rest of a command line may be a secret")
 			Expect(time.Since(start)).To(BeNumerically("<", 10*time.Second), "Run returned long after its context ended")
 
 			// Each hop has its own host-key policy: a wrong pin on the second hop is refused.
@@ -587,10 +621,13 @@ var _ = Describe("Tunnel", func() {
 			eventuallyGet(ctx, c, url(testbed.PrivateHost, "/"), "hello from 10.0.3.10:8080", 15*time.Second, "GET through the tunnel after sshd came back")
 		}, SpecTimeout(specTimeout))
 
-		It("detects a silent peer by keepalive and fails the dial in flight", func(ctx SpecContext) {
+		It("keeps probing a peer that answered, and detects it once it falls silent, failing the dial in flight", func(ctx SpecContext) {
 			t := open(ctx, fast)
 			_, err := t.DialContext(ctx, "tcp", "10.0.3.10:8080")
 			Expect(err).NotTo(HaveOccurred())
+			// Probing goes on after answers: the peer falls silent only after several.
+			Eventually(func() int64 { return tunnel.KeepalivesAnswered(t) }).WithTimeout(10*time.Second).WithPolling(50*time.Millisecond).
+				Should(BeNumerically(">=", 3), "three keepalives answered by the running sshd")
 
 			Expect(bed.ControllerSSHD.Signal(syscall.SIGSTOP)).To(Succeed())
 			DeferCleanup(func() { Expect(bed.ControllerSSHD.Signal(syscall.SIGCONT)).To(Succeed()) })
@@ -624,6 +661,9 @@ var _ = Describe("Tunnel", func() {
 					dialed <- err
 				}()
 			}
+			// Every dial has reached the SSH connection: the frozen sshd holds them there.
+			Eventually(func() int { return goroutinesIn("tunnel.(*Tunnel).DialContext") }).WithTimeout(10*time.Second).WithPolling(20*time.Millisecond).
+				Should(Equal(n), "the %d dials to be in flight", n)
 			Expect(t.Close()).To(Succeed())
 			for range n {
 				var err error
@@ -632,9 +672,31 @@ var _ = Describe("Tunnel", func() {
 			}
 			_, err := t.DialContext(ctx, "tcp", "10.0.3.10:8080")
 			Expect(err).To(MatchError(tunnel.ErrClosed))
+			_, err = t.DialContext(ctx, "tcp", bed.ControllerSSHD.Addr)
+			Expect(err).To(MatchError(tunnel.ErrClosed), "a direct dial after Close")
 		}, SpecTimeout(specTimeout))
 	})
 })
+
+// goroutinesIn counts the goroutines with fn on their stack.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn+"(") {
+			count++
+		}
+	}
+	return count
+}
 
 type zeros struct{}
 

@@ -3,7 +3,9 @@ package testbed
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
@@ -44,6 +46,21 @@ func (b *Bed) configureSSHD(s *SSHD) error {
 	if err != nil {
 		return err
 	}
+	// A second host key, as real hosts have several: a client that pins the
+	// Ed25519 key must ask for it (HostKeyAlgorithms), or the server may
+	// present this one, which clients order first by default.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	ecBlock, err := ssh.MarshalPrivateKey(ecKey, "")
+	if err != nil {
+		return err
+	}
+	ecFile := filepath.Join(b.Dir, "ssh_host_ecdsa_key_"+s.Name)
+	if err := os.WriteFile(ecFile, pem.EncodeToMemory(ecBlock), 0o600); err != nil {
+		return err
+	}
 	s.HostKey = signer.PublicKey()
 	s.HostKeyLine = ssh.MarshalAuthorizedKey(s.HostKey)
 	host, port, _ := net.SplitHostPort(s.Addr)
@@ -52,6 +69,7 @@ func (b *Bed) configureSSHD(s *SSHD) error {
 		"Port " + port,
 		"ListenAddress " + host,
 		"HostKey " + keyFile,
+		"HostKey " + ecFile,
 		"PidFile none",
 		"AuthorizedKeysFile " + filepath.Join(b.Dir, "authorized_keys"),
 		"StrictModes no",

@@ -127,7 +127,8 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		b, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
 			Tunnel: ds.Tunnel, OpenStackCluster: cluster, User: "root", Signer: user,
-			HostKeyCallback: tunnel.PinnedHostKey(host.PublicKey()), Timeout: timeout,
+			HostKeyCallback: tunnel.PinnedHostKey(host.PublicKey()), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(host.PublicKey()),
+			Timeout: timeout,
 		})
 		Expect(err).NotTo(HaveOccurred(), "Couldn't reach the bastion at floating IP %s (fixed IP %s, endpoint namespace %s)", fip.FloatingIP, ep.fixedIP, ep.namespace)
 		DeferCleanup(b.Close)
