@@ -162,6 +162,10 @@ func (c Config) Validate() error {
 	if !c.FloatingRange.Addr().Is4() {
 		fail("FLOATING_RANGE %s: only IPv4 is supported; use a network such as 172.24.4.0/24", c.FloatingRange)
 	}
+	if len(errs) > 0 {
+		// The checks below do IPv4 arithmetic.
+		return fmt.Errorf("invalid devstack configuration: %w", errors.Join(errs...))
+	}
 	if c.PrivateNetworkCIDR.Bits() > 29 {
 		fail("PRIVATE_NETWORK_CIDR %s: too small for a controller and a worker; use a /29 or larger", c.PrivateNetworkCIDR)
 	}

@@ -58,6 +58,8 @@ var _ = Describe("Config", func() {
 		Entry("same zone twice", []string{"OPENSTACK_FAILURE_DOMAIN_ALT", "testaz1"}, `both "testaz1"`),
 		Entry("not a CIDR", []string{"FLOATING_RANGE", "172.24.4.0"}, `FLOATING_RANGE="172.24.4.0" is not a CIDR`),
 		Entry("not an address", []string{"CONTROLLER_IP", "controller"}, `CONTROLLER_IP="controller" is not an IP address`),
+		Entry("IPv6 networks", []string{"PRIVATE_NETWORK_CIDR", "fd00::/64", "CONTROLLER_IP", "fd00::15", "WORKER_IP", "fd00::16", "FLOATING_RANGE", "fd01::/64"},
+			"PRIVATE_NETWORK_CIDR fd00::/64: only IPv4 is supported", "FLOATING_RANGE fd01::/64: only IPv4 is supported"),
 	)
 
 	It("round-trips an environment through JSON", func() {

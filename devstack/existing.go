@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,17 +55,54 @@ func ExistingFromFiles(cloudsYAML, caCert, address, user, privateKey, hostKey st
 	read("clouds.yaml", cloudsYAML, &e.CloudsYAML)
 	read("CA bundle", caCert, &e.CACert)
 	read("private key", privateKey, &e.PrivateKey)
-	if strings.HasPrefix(hostKey, "ssh-") || strings.HasPrefix(hostKey, "ecdsa-") {
-		e.HostKey = hostKey
-	} else {
+	if line, ok := hostKeyLine([]byte(hostKey)); ok {
+		e.HostKey = line
+	} else if strings.ContainsAny(strings.TrimSpace(hostKey), " \t") {
+		e.HostKey = hostKey // a key line that does not parse: Validate says so
+	} else if hostKey != "" {
 		var b []byte
 		read("host key", hostKey, &b)
-		e.HostKey = strings.TrimSpace(string(b))
+		if line, ok := hostKeyLine(b); ok {
+			e.HostKey = line
+		} else if b != nil {
+			errs = append(errs, fmt.Errorf("existing host: host key: %s holds no SSH public key: write the controller's key into it as an authorized_keys line or as ssh-keyscan prints it", hostKey))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// hostKeyLine finds the host key in text: authorized_keys lines ("ssh-ed25519
+// AAAA...") or known_hosts lines as ssh-keyscan prints them ("203.0.113.5
+// ssh-ed25519 AAAA..."), comments allowed. Of several keys it takes the
+// Ed25519 one if there is one, else the first. It returns the key as an
+// authorized_keys line.
+func hostKeyLine(text []byte) (string, bool) {
+	var found []ssh.PublicKey
+	for _, line := range bytes.Split(text, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if _, _, key, _, _, err := ssh.ParseKnownHosts(line); err == nil {
+			found = append(found, key)
+		} else if key, _, _, _, err := ssh.ParseAuthorizedKey(line); err == nil {
+			found = append(found, key)
+		}
+	}
+	if len(found) == 0 {
+		return "", false
+	}
+	pick := found[0]
+	for _, k := range found {
+		if k.Type() == ssh.KeyAlgoED25519 {
+			pick = k
+			break
+		}
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pick))), true
 }
 
 // Name returns "existing".

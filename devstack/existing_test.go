@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"os"
+	"path/filepath"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -61,4 +63,41 @@ var _ = Describe("Existing host validation", func() {
 		Entry("garbage host key", func(x *devstack.Existing) { x.HostKey = "ssh-ed25519 !!!" }, devstack.DefaultConfig(), "HostKey cannot be parsed"),
 		Entry("several at once", func(x *devstack.Existing) { x.User, x.Address = "", "" }, devstack.DefaultConfig(), "User is empty", "Address is empty"),
 	)
+
+	Describe("reading the host key", func() {
+		var hostKey string
+		BeforeEach(func() { _, hostKey = newKeyPair() })
+		read := func(value string) (*devstack.Existing, error) {
+			return devstack.ExistingFromFiles("testdata/clouds-multi.yaml", "", "203.0.113.5:22", "stack", "", value)
+		}
+		_, other := newKeyPair()
+		keyscan := "# 203.0.113.5:22 SSH-2.0-OpenSSH_9.2p1 Debian-2\n" +
+			"203.0.113.5 " + other + // another type's line first, as ssh-keyscan may print it
+			"203.0.113.5 " + strings.TrimSpace(hostKey) + "\n"
+
+		It("takes an authorized_keys line as given", func() {
+			x, err := read(strings.TrimSpace(hostKey) + " root@controller")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(x.HostKey).To(Equal(strings.TrimSpace(hostKey)))
+		})
+		It("takes a line as ssh-keyscan prints it", func() {
+			x, err := read("203.0.113.5 " + strings.TrimSpace(hostKey))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(x.HostKey).To(Equal(strings.TrimSpace(hostKey)))
+		})
+		It("reads a file of ssh-keyscan's output", func() {
+			path := filepath.Join(GinkgoT().TempDir(), "host_key")
+			Expect(os.WriteFile(path, []byte(keyscan), 0o600)).To(Succeed())
+			x, err := read(path)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(x.HostKey).To(Or(Equal(strings.TrimSpace(hostKey)), Equal(strings.TrimSpace(other))))
+			Expect(x.Validate(devstack.DefaultConfig())).To(MatchError(ContainSubstring("PrivateKey is empty")), "only the missing private key is wrong")
+		})
+		It("says when the file holds no key", func() {
+			path := filepath.Join(GinkgoT().TempDir(), "host_key")
+			Expect(os.WriteFile(path, []byte("# nothing here\n"), 0o600)).To(Succeed())
+			_, err := read(path)
+			Expect(err).To(MatchError(ContainSubstring("holds no SSH public key")))
+		})
+	})
 })

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -57,6 +58,7 @@ func nsHTTPClient(ns string) *http.Client {
 // ctx ends; check returns what it saw, which the error repeats on give-up.
 // Between attempts, alive (if set) fails fast when a service died.
 func poll(ctx context.Context, what string, timeout time.Duration, alive func() error, check func(context.Context) (bool, string)) error {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	delay := 100 * time.Millisecond
@@ -78,7 +80,11 @@ func poll(ctx context.Context, what string, timeout time.Duration, alive func() 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("gave up waiting for %s after %s (%w); last seen: %s", what, timeout, ctx.Err(), last)
+			why := fmt.Sprintf("its limit is %s", timeout)
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Since(start) < timeout {
+				why = "the caller's context ended first" // Ctrl-C, or a shorter outer bound
+			}
+			return fmt.Errorf("gave up waiting for %s after %s, %s (%w); last seen: %s", what, time.Since(start).Round(time.Millisecond), why, context.Cause(ctx), last)
 		case <-t.C:
 		}
 		delay = min(delay*3/2, time.Second)

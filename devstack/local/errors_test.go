@@ -298,3 +298,41 @@ var _ = Describe("Down without a state directory", func() {
 		Expect(exec.CommandContext(ctx, "ip", "link", "show", "sgp-"+instance).Run()).NotTo(Succeed(), "root end of the public pair removed")
 	}, NodeTimeout(2*time.Minute))
 })
+
+var _ = Describe("Up of a local instance on a machine it must not touch", func() {
+	It("refuses networks over the local host's public range before it touches anything", func(ctx SpecContext) {
+		dir := filepath.Join(GinkgoT().TempDir(), "state")
+		cfg := devstack.DefaultConfig()
+		cfg.FloatingRange = netip.MustParsePrefix("198.19.0.0/24")
+		_, err := local.New(local.WithInstance("sgrange"), local.WithStateDir(dir)).Up(ctx, cfg)
+		Expect(err).To(MatchError(ContainSubstring("FLOATING_RANGE 198.19.0.0/24 overlaps 198.19.0.0/16")))
+		Expect(err).To(MatchError(ContainSubstring("choose another network")))
+		Expect(dir).NotTo(BeADirectory(), "Up made nothing, not even its state directory")
+	}, NodeTimeout(time.Minute))
+
+	It("leaves alone a namespace of the instance's name that it did not make, and what runs in it", func(ctx SpecContext) {
+		if os.Geteuid() != 0 {
+			Skip("network namespaces need root")
+		}
+		const instance = "sgforup"
+		topo := netns.New()
+		DeferCleanup(func(ctx SpecContext) { Expect(topo.Cleanup(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
+		ns, err := topo.AddNamespace(ctx, instance+"-controller")
+		Expect(err).NotTo(HaveOccurred())
+		sleeper := ns.Command(context.Background(), "sleep", "600")
+		Expect(sleeper.Start()).To(Succeed())
+		DeferCleanup(func() {
+			_ = sleeper.Process.Kill() // the process this spec started, by its pid
+			_ = sleeper.Wait()
+		})
+
+		h := local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "state")))
+		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(MatchError(ContainSubstring("was not made by it"))) }, NodeTimeout(time.Minute))
+		_, err = h.Up(ctx, devstack.DefaultConfig())
+		Expect(err).To(MatchError(ContainSubstring("network namespace sgforup-controller (no link sgc-sgforup) was not made by it")))
+		Expect(err).To(MatchError(ContainSubstring("ip netns delete")))
+		Expect(netns.Exists(instance+"-controller")).To(BeTrue(), "the namespace is still there")
+		Expect(sleeper.Process.Signal(syscall.Signal(0))).To(Succeed(), "the process in it still runs")
+		Expect(netns.Exists(instance+"-worker")).To(BeFalse(), "Up made no namespace of its own")
+	}, NodeTimeout(5*time.Minute))
+})

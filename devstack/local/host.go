@@ -112,6 +112,28 @@ type names struct {
 	publicRoot         netip.Addr   // root namespace side
 }
 
+// PublicRange holds every local instance's public /30: the controller's
+// sshd and the root namespace's end of the link to it.
+var PublicRange = netip.MustParsePrefix("198.19.0.0/16")
+
+// outsidePublicRange refuses networks that overlap PublicRange: their
+// routes would take the addresses of the controller's sshd.
+func outsidePublicRange(cfg devstack.Config) error {
+	var errs []error
+	for _, n := range []struct {
+		name string
+		p    netip.Prefix
+	}{{"PRIVATE_NETWORK_CIDR", cfg.PrivateNetworkCIDR}, {"FLOATING_RANGE", cfg.FloatingRange}} {
+		if n.p.Overlaps(PublicRange) {
+			errs = append(errs, fmt.Errorf("%s %s overlaps %s, where the local host puts the controller's public address; choose another network", n.name, n.p, PublicRange))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid devstack configuration for the local host: %w", err)
+	}
+	return nil
+}
+
 func (h *Host) names() names {
 	n := names{controller: "controller", worker: "worker", bridge: "br-private"}
 	third, fourth := byte(0), byte(0)

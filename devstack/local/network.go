@@ -256,11 +256,27 @@ func (h *Host) readList(name string) []string {
 	return strings.Fields(string(b))
 }
 
-// deleteNetwork removes the root end of the public veth pair, the neutron
-// namespaces and both nodes' namespaces (which kills what still runs in them
-// and takes their links along).
+// errNotMade marks a namespace of an instance's name that it did not make.
+var errNotMade = errors.New("was not made by it")
+
+// deleteNetwork removes the instance's namespaces (and so every process
+// still running in them) and its root link. The node namespaces carry their
+// names, not this instance's proof of ownership, so each must hold the link
+// the instance put there (the controller's end of the public pair, the
+// worker's end of its private pair): a namespace of the same name without
+// it was made by someone else, and nothing is removed.
 func (h *Host) deleteNetwork(ctx context.Context) error {
 	n := h.names()
+	var foreign []string
+	for _, node := range []struct{ ns, link string }{{n.controller, n.ctlLink}, {n.worker, n.workerLink}} {
+		if netns.Exists(node.ns) && !netns.LinkExists(ctx, &netns.Namespace{Name: node.ns}, node.link) {
+			foreign = append(foreign, fmt.Sprintf("%s (no link %s)", node.ns, node.link))
+		}
+	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("local host: instance %q: network namespace %s %w: left alone with everything running in it; if it is a leftover, remove it with `ip netns delete <name>`",
+			h.instance, strings.Join(foreign, ", "), errNotMade)
+	}
 	var errs []error
 	// The root end of the public pair goes first: deleting it is synchronous
 	// and takes the controller's end along, whereas a deleted namespace's
@@ -275,26 +291,6 @@ func (h *Host) deleteNetwork(ctx context.Context) error {
 		errs = append(errs, netns.DeleteNamespace(ctx, ns))
 	}
 	return errors.Join(errs...)
-}
-
-// deleteUnrecordedNetwork is Down without a state directory. The node
-// namespaces carry their names, not this instance's proof of ownership, so
-// each must hold the link the instance put there (the controller's end of
-// the public pair, the worker's end of its private pair) before it, and
-// whatever runs in it, is removed.
-func (h *Host) deleteUnrecordedNetwork(ctx context.Context) error {
-	n := h.names()
-	var foreign []string
-	for _, node := range []struct{ ns, link string }{{n.controller, n.ctlLink}, {n.worker, n.workerLink}} {
-		if netns.Exists(node.ns) && !netns.LinkExists(ctx, &netns.Namespace{Name: node.ns}, node.link) {
-			foreign = append(foreign, fmt.Sprintf("%s (no link %s)", node.ns, node.link))
-		}
-	}
-	if len(foreign) > 0 {
-		return fmt.Errorf("local host: instance %q has no state in %s, and network namespace %s was not made by it: left alone with everything running in it; if it is a leftover, remove it with `ip netns delete <name>`",
-			h.instance, h.stateDir, strings.Join(foreign, ", "))
-	}
-	return h.deleteNetwork(ctx)
 }
 
 // linkedTo reports whether `ip -o link` output shows an interface whose peer

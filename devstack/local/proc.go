@@ -292,11 +292,24 @@ func (h *Host) run(ctx context.Context, step, ns string, env []string, stdin str
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// A group of its own: on Ctrl-C the step's children (dpkg under apt,
+	// mariadbd under mariadb-install-db) stop with it instead of running on
+	// unrecorded. SIGTERM first, so apt and dpkg can end cleanly.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	_ = os.WriteFile(h.path("logs", step+".log"), out.Bytes(), 0o600)
 	if err != nil {
 		if ctx.Err() != nil {
+			// The group's other members had SIGTERM too: a grace period,
+			// then SIGKILL for what is left. The group id stays the step's
+			// own while any member lives.
+			pgid := cmd.Process.Pid
+			if alive := waitGone(context.Background(), []int{pgid}, 5*time.Second); len(alive) > 0 {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+				waitGone(context.Background(), alive, killWait)
+			}
 			return out.String(), fmt.Errorf("%s: %w", step, ctx.Err())
 		}
 		return out.String(), fmt.Errorf("%s failed (%v); last lines of %s:\n%s", step, err, h.path("logs", step+".log"), lastLines(out.String(), 25))

@@ -1,9 +1,13 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +46,48 @@ var _ = Describe("stopping the recorded processes of an instance", func() {
 		Expect(groupAlive(pid)).To(BeTrue())
 		return pid
 	}
+
+	It("stops a setup step's children with it when its context ends, SIGKILL for those that ignore SIGTERM", func(ctx SpecContext) {
+		h := newHost()
+		step, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ran := make(chan error, 1)
+		go func() {
+			// One child ends on SIGTERM, the other ignores it: both outlive sh
+			// unless the step's whole group is stopped.
+			_, err := h.run(step, "children", "", nil, "", "sh", "-c",
+				"sleep 600 & echo $! > polite.pid; (trap '' TERM; exec sleep 601) & echo $! > stubborn.pid; wait")
+			ran <- err
+		}()
+		var pids []int
+		for _, f := range []string{"polite.pid", "stubborn.pid"} {
+			Eventually(func() error {
+				b, err := os.ReadFile(h.path(f))
+				if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
+					return fmt.Errorf("%s not written yet", f)
+				}
+				pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+				if err == nil {
+					pids = append(pids, pid)
+				}
+				return err
+			}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+		}
+		DeferCleanup(func() {
+			for _, pid := range pids {
+				if stateOf(pid) != "" && stateOf(pid) != "Z" {
+					_ = syscall.Kill(pid, syscall.SIGKILL) // a child of this spec's step, by its pid
+				}
+			}
+		})
+		cancel()
+		var err error
+		Eventually(ran).WithTimeout(30*time.Second).Should(Receive(&err), "the step to return after its context ended")
+		Expect(err).To(MatchError(context.Canceled))
+		for _, pid := range pids {
+			Expect(stateOf(pid)).To(Or(BeEmpty(), Equal("Z")), "child %d has exited when the step returned", pid)
+		}
+	}, SpecTimeout(time.Minute))
 
 	It("kills a group that ignores SIGTERM and returns only once it is gone", func(ctx SpecContext) {
 		h := newHost()

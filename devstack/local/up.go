@@ -35,6 +35,9 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
+	if err := outsidePublicRange(cfg); err != nil {
+		return nil, err
+	}
 	if err := preflight(); err != nil {
 		return nil, err
 	}
@@ -75,7 +78,7 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 		env, err = h.bringUp(ctx, cfg)
 	}
 	if err != nil {
-		if terr := h.teardown(context.WithoutCancel(ctx), false); terr != nil {
+		if terr := h.teardown(context.WithoutCancel(ctx), false); terr != nil && !errors.Is(err, errNotMade) {
 			err = errors.Join(err, fmt.Errorf("cleaning up after the failed start: %w", terr))
 		}
 		return nil, err
@@ -116,7 +119,11 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 	n := h.names()
 	_ = os.Remove(h.path("environment.json"))
 	if err := h.stage(ctx, "cleanup", func(ctx context.Context) error {
-		h.teardown(ctx, false)
+		// What is left of an earlier run goes; a namespace of the
+		// instance's name that it did not make stops Up untouched.
+		if err := h.teardown(ctx, false); errors.Is(err, errNotMade) {
+			return err
+		}
 		return os.MkdirAll(h.path("run"), 0o700)
 	}); err != nil {
 		return nil, err
@@ -297,10 +304,9 @@ func (h *Host) cloudsYAML(cfg devstack.Config) ([]byte, error) {
 // network and router ids in its database), links and data; only logs and
 // timings stay in the state directory. Down of a dead environment (processes
 // gone, namespaces left) removes what is left; Down with nothing there does
-// nothing and succeeds. Without a state directory (removed while the
-// environment ran), namespaces are removed only when they hold this
+// nothing and succeeds. Namespaces are removed only when they hold this
 // instance's links: one of the same name that something else made is left
-// alone and named in the error.
+// alone and named in the error (Up refuses to start beside it likewise).
 func (h *Host) Down(ctx context.Context) error {
 	if h.err != nil {
 		return h.err
@@ -309,7 +315,7 @@ func (h *Host) Down(ctx context.Context) error {
 		return errors.New("local host: must run as root to remove network namespaces; run with sudo")
 	}
 	if _, err := os.Stat(h.stateDir); os.IsNotExist(err) {
-		return h.deleteUnrecordedNetwork(ctx)
+		return h.deleteNetwork(ctx)
 	}
 	unlock, err := h.lock("down")
 	if err != nil {
