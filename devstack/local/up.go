@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -69,6 +70,12 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 			fmt.Fprintf(h.out, "local[%s]: state is damaged (%v); rebuilding from scratch\n", h.instance, derr)
 			h.log.Info("state is damaged; rebuilding", "instance", h.instance, "reason", derr.Error())
 			_ = h.teardown(context.WithoutCancel(ctx), true)
+		} else if changed := h.changedSince(cfg); changed != "" {
+			// The databases hold the old networks, zones and endpoints: a
+			// restart would serve them under the new configuration.
+			fmt.Fprintf(h.out, "local[%s]: the state was built for another configuration (%s); rebuilding from scratch\n", h.instance, changed)
+			h.log.Info("configuration changed; rebuilding", "instance", h.instance, "changed", changed)
+			_ = h.teardown(context.WithoutCancel(ctx), true)
 		}
 	}
 	env, err = h.bringUp(ctx, cfg)
@@ -98,6 +105,39 @@ func firstLine(s string) string {
 func (h *Host) bootstrapped() bool {
 	_, err := os.Stat(h.path("bootstrapped"))
 	return err == nil
+}
+
+// changedSince names the variables whose values differ from those the
+// state was bootstrapped with ("" when none do, or when the state predates
+// that record).
+func (h *Host) changedSince(cfg devstack.Config) string {
+	b, err := os.ReadFile(h.path("bootstrapped.json"))
+	if err != nil {
+		return ""
+	}
+	var was devstack.Config
+	if err := json.Unmarshal(b, &was); err != nil {
+		return "its record " + h.path("bootstrapped.json") + " is unreadable"
+	}
+	was, cfg = was.WithDefaults(), cfg.WithDefaults()
+	var changed []string
+	for _, v := range []struct{ name, was, now string }{
+		{"CLUSTER_NAME", was.Name, cfg.Name},
+		{"PRIVATE_NETWORK_CIDR", was.PrivateNetworkCIDR.String(), cfg.PrivateNetworkCIDR.String()},
+		{"CONTROLLER_IP", was.ControllerIP.String(), cfg.ControllerIP.String()},
+		{"WORKER_IP", was.WorkerIP.String(), cfg.WorkerIP.String()},
+		{"FLOATING_RANGE", was.FloatingRange.String(), cfg.FloatingRange.String()},
+		{"OPENSTACK_FAILURE_DOMAIN", was.FailureDomain, cfg.FailureDomain},
+		{"OPENSTACK_FAILURE_DOMAIN_ALT", was.FailureDomainAlt, cfg.FailureDomainAlt},
+		{"OPENSTACK_VOLUME_TYPE_ALT", was.VolumeTypeAlt, cfg.VolumeTypeAlt},
+		{"OPENSTACK_CLOUD", was.Cloud, cfg.Cloud},
+		{"OPENSTACK_CLOUD_ADMIN", was.CloudAdmin, cfg.CloudAdmin},
+	} {
+		if v.was != v.now {
+			changed = append(changed, fmt.Sprintf("%s was %s, now %s", v.name, v.was, v.now))
+		}
+	}
+	return strings.Join(changed, ", ")
 }
 
 // intact checks that a bootstrapped state directory still holds what a
@@ -184,6 +224,13 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 	}
 	if fresh {
 		if err := h.stage(ctx, "seed", func(ctx context.Context) error { return h.seed(ctx, cfg) }); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(h.path("bootstrapped.json"), b, 0o600); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(h.path("bootstrapped"), []byte(time.Now().Format(time.RFC3339)), 0o600); err != nil {

@@ -1,0 +1,35 @@
+package local
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stackgate/stackgate/devstack"
+)
+
+var _ = Describe("a bootstrapped state and the configuration Up is given", func() {
+	It("names each variable whose value differs from the one the state was built with", func() {
+		h := New(WithInstance("cfgtest"), WithStateDir(GinkgoT().TempDir()))
+		Expect(h.err).NotTo(HaveOccurred())
+		Expect(os.MkdirAll(h.stateDir, 0o700)).To(Succeed())
+		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty(), "a state without the record: nothing to compare")
+
+		b, err := json.Marshal(devstack.DefaultConfig())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(h.path("bootstrapped.json"), b, 0o600)).To(Succeed())
+		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty())
+		Expect(h.changedSince(devstack.Config{})).To(BeEmpty(), "unset variables are their defaults")
+
+		cfg := devstack.DefaultConfig()
+		cfg.FloatingRange = netip.MustParsePrefix("172.25.0.0/24")
+		cfg.FailureDomain = "az1"
+		Expect(h.changedSince(cfg)).To(Equal("FLOATING_RANGE was 172.24.4.0/24, now 172.25.0.0/24, OPENSTACK_FAILURE_DOMAIN was testaz1, now az1"))
+
+		Expect(os.WriteFile(h.path("bootstrapped.json"), []byte("{"), 0o600)).To(Succeed())
+		Expect(h.changedSince(cfg)).To(ContainSubstring("is unreadable"), "a record that cannot be read forces a rebuild")
+	})
+})
