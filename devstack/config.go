@@ -141,6 +141,27 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	return c, c.Validate()
 }
 
+// EnvVar is one of the variables ConfigFromEnv reads, with its value.
+type EnvVar struct{ Name, Value string }
+
+// EnvVars returns c, with its defaults, as the variables ConfigFromEnv
+// reads, in the same order: ConfigFromEnv of them gives c back.
+func (c Config) EnvVars() []EnvVar {
+	c = c.WithDefaults()
+	return []EnvVar{
+		{"CLUSTER_NAME", c.Name},
+		{"PRIVATE_NETWORK_CIDR", c.PrivateNetworkCIDR.String()},
+		{"CONTROLLER_IP", c.ControllerIP.String()},
+		{"WORKER_IP", c.WorkerIP.String()},
+		{"FLOATING_RANGE", c.FloatingRange.String()},
+		{"OPENSTACK_FAILURE_DOMAIN", c.FailureDomain},
+		{"OPENSTACK_FAILURE_DOMAIN_ALT", c.FailureDomainAlt},
+		{"OPENSTACK_VOLUME_TYPE_ALT", c.VolumeTypeAlt},
+		{"OPENSTACK_CLOUD", c.Cloud},
+		{"OPENSTACK_CLOUD_ADMIN", c.CloudAdmin},
+	}
+}
+
 // Routes returns the prefixes a tunnel to the controller must carry: the
 // private network and the floating range.
 func (c Config) Routes() []netip.Prefix {

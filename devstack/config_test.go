@@ -42,6 +42,19 @@ var _ = Describe("Config", func() {
 		Expect(c.FloatingRange.String()).To(Equal("172.24.4.0/24"), "unset variables keep their defaults")
 	})
 
+	It("gives a configuration back as the variables it reads", func() {
+		c, err := devstack.ConfigFromEnv(env("FLOATING_RANGE", "172.25.0.0/24", "OPENSTACK_FAILURE_DOMAIN", "az1"))
+		Expect(err).NotTo(HaveOccurred())
+		var kv []string
+		for _, v := range c.EnvVars() {
+			kv = append(kv, v.Name, v.Value)
+		}
+		Expect(kv).To(ContainElements("FLOATING_RANGE", "172.25.0.0/24", "OPENSTACK_FAILURE_DOMAIN", "az1"))
+		again, err := devstack.ConfigFromEnv(env(kv...))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again).To(Equal(c))
+	})
+
 	DescribeTable("refuses bad configurations with the field and the fix",
 		func(kv []string, want ...string) {
 			_, err := devstack.ConfigFromEnv(env(kv...))

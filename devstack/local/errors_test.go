@@ -247,6 +247,23 @@ var _ = Describe("Up of a local instance whose database cannot start", Label("de
 	}, NodeTimeout(10*time.Minute))
 })
 
+// foreignNamespace makes a namespace called name that no instance made,
+// with a process running in it; both are removed after the spec.
+func foreignNamespace(ctx context.Context, name string) *exec.Cmd {
+	GinkgoHelper()
+	topo := netns.New()
+	DeferCleanup(func(ctx SpecContext) { Expect(topo.Cleanup(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
+	ns, err := topo.AddNamespace(ctx, name)
+	Expect(err).NotTo(HaveOccurred())
+	sleeper := ns.Command(context.Background(), "sleep", "600")
+	Expect(sleeper.Start()).To(Succeed())
+	DeferCleanup(func() {
+		_ = sleeper.Process.Kill() // the process this spec started, by its pid
+		_ = sleeper.Wait()
+	})
+	return sleeper
+}
+
 var _ = Describe("Down without a state directory", func() {
 	BeforeEach(func() {
 		if os.Geteuid() != 0 {
@@ -263,17 +280,9 @@ var _ = Describe("Down without a state directory", func() {
 
 	It("leaves alone a namespace of the instance's name that the instance did not make, and what runs in it", func(ctx SpecContext) {
 		const instance = "sgforgn"
-		topo := topology()
-		ns, err := topo.AddNamespace(ctx, instance+"-controller")
-		Expect(err).NotTo(HaveOccurred())
-		sleeper := ns.Command(context.Background(), "sleep", "600")
-		Expect(sleeper.Start()).To(Succeed())
-		DeferCleanup(func() {
-			_ = sleeper.Process.Kill() // the process this spec started, by its pid
-			_ = sleeper.Wait()
-		})
+		sleeper := foreignNamespace(ctx, instance+"-controller")
 
-		err = local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "none"))).Down(ctx)
+		err := local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "none"))).Down(ctx)
 		Expect(err).To(MatchError(ContainSubstring("network namespace sgforgn-controller (no link sgc-sgforgn) was not made by it")))
 		Expect(err).To(MatchError(ContainSubstring("ip netns delete")))
 		Expect(netns.Exists(instance+"-controller")).To(BeTrue(), "the namespace is still there")
@@ -315,20 +324,11 @@ var _ = Describe("Up of a local instance on a machine it must not touch", func()
 			Skip("network namespaces need root")
 		}
 		const instance = "sgforup"
-		topo := netns.New()
-		DeferCleanup(func(ctx SpecContext) { Expect(topo.Cleanup(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
-		ns, err := topo.AddNamespace(ctx, instance+"-controller")
-		Expect(err).NotTo(HaveOccurred())
-		sleeper := ns.Command(context.Background(), "sleep", "600")
-		Expect(sleeper.Start()).To(Succeed())
-		DeferCleanup(func() {
-			_ = sleeper.Process.Kill() // the process this spec started, by its pid
-			_ = sleeper.Wait()
-		})
+		sleeper := foreignNamespace(ctx, instance+"-controller")
 
 		h := local.New(local.WithInstance(instance), local.WithStateDir(filepath.Join(GinkgoT().TempDir(), "state")))
 		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(MatchError(ContainSubstring("was not made by it"))) }, NodeTimeout(time.Minute))
-		_, err = h.Up(ctx, devstack.DefaultConfig())
+		_, err := h.Up(ctx, devstack.DefaultConfig())
 		Expect(err).To(MatchError(ContainSubstring("network namespace sgforup-controller (no link sgc-sgforup) was not made by it")))
 		Expect(err).To(MatchError(ContainSubstring("ip netns delete")))
 		Expect(netns.Exists(instance+"-controller")).To(BeTrue(), "the namespace is still there")

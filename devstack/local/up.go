@@ -119,22 +119,11 @@ func (h *Host) changedSince(cfg devstack.Config) string {
 	if err := json.Unmarshal(b, &was); err != nil {
 		return "its record " + h.path("bootstrapped.json") + " is unreadable"
 	}
-	was, cfg = was.WithDefaults(), cfg.WithDefaults()
 	var changed []string
-	for _, v := range []struct{ name, was, now string }{
-		{"CLUSTER_NAME", was.Name, cfg.Name},
-		{"PRIVATE_NETWORK_CIDR", was.PrivateNetworkCIDR.String(), cfg.PrivateNetworkCIDR.String()},
-		{"CONTROLLER_IP", was.ControllerIP.String(), cfg.ControllerIP.String()},
-		{"WORKER_IP", was.WorkerIP.String(), cfg.WorkerIP.String()},
-		{"FLOATING_RANGE", was.FloatingRange.String(), cfg.FloatingRange.String()},
-		{"OPENSTACK_FAILURE_DOMAIN", was.FailureDomain, cfg.FailureDomain},
-		{"OPENSTACK_FAILURE_DOMAIN_ALT", was.FailureDomainAlt, cfg.FailureDomainAlt},
-		{"OPENSTACK_VOLUME_TYPE_ALT", was.VolumeTypeAlt, cfg.VolumeTypeAlt},
-		{"OPENSTACK_CLOUD", was.Cloud, cfg.Cloud},
-		{"OPENSTACK_CLOUD_ADMIN", was.CloudAdmin, cfg.CloudAdmin},
-	} {
-		if v.was != v.now {
-			changed = append(changed, fmt.Sprintf("%s was %s, now %s", v.name, v.was, v.now))
+	now := cfg.EnvVars()
+	for i, v := range was.EnvVars() {
+		if v.Value != now[i].Value {
+			changed = append(changed, fmt.Sprintf("%s was %s, now %s", v.Name, v.Value, now[i].Value))
 		}
 	}
 	return strings.Join(changed, ", ")

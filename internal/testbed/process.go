@@ -3,6 +3,7 @@ package testbed
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -34,12 +35,8 @@ func (b *Bed) configureSSHD(s *SSHD) error {
 	if err != nil {
 		return err
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return err
-	}
 	keyFile := filepath.Join(b.Dir, "ssh_host_ed25519_key_"+s.Name)
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+	if _, err := writePrivateKey(keyFile, priv); err != nil {
 		return err
 	}
 	signer, err := ssh.NewSignerFromKey(priv)
@@ -53,12 +50,8 @@ func (b *Bed) configureSSHD(s *SSHD) error {
 	if err != nil {
 		return err
 	}
-	ecBlock, err := ssh.MarshalPrivateKey(ecKey, "")
-	if err != nil {
-		return err
-	}
 	ecFile := filepath.Join(b.Dir, "ssh_host_ecdsa_key_"+s.Name)
-	if err := os.WriteFile(ecFile, pem.EncodeToMemory(ecBlock), 0o600); err != nil {
+	if _, err := writePrivateKey(ecFile, ecKey); err != nil {
 		return err
 	}
 	s.HostKey = signer.PublicKey()
@@ -87,6 +80,20 @@ func (b *Bed) configureSSHD(s *SSHD) error {
 		return fmt.Errorf("writing the configuration of sshd %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// writePrivateKey writes key to path in OpenSSH's PEM format, readable by
+// its owner alone, and returns the PEM.
+func writePrivateKey(path string, key crypto.PrivateKey) ([]byte, error) {
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", path, err)
+	}
+	pemBytes := pem.EncodeToMemory(block)
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		return nil, err
+	}
+	return pemBytes, nil
 }
 
 // StartSSHD starts s (again, after KillSSHD) and waits until it listens.

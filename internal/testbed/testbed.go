@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -172,17 +171,12 @@ func (b *Bed) makeUserKey() error {
 	if err != nil {
 		return fmt.Errorf("generating the user key: %w", err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return fmt.Errorf("encoding the user key: %w", err)
+	b.UserKeyFile = filepath.Join(b.Dir, "id_ed25519")
+	if b.UserKey, err = writePrivateKey(b.UserKeyFile, priv); err != nil {
+		return fmt.Errorf("writing the user key: %w", err)
 	}
-	b.UserKey = pem.EncodeToMemory(block)
 	if b.UserSigner, err = ssh.NewSignerFromKey(priv); err != nil {
 		return fmt.Errorf("making a signer of the user key: %w", err)
-	}
-	b.UserKeyFile = filepath.Join(b.Dir, "id_ed25519")
-	if err := os.WriteFile(b.UserKeyFile, b.UserKey, 0o600); err != nil {
-		return fmt.Errorf("writing the user key: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(b.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(b.UserSigner.PublicKey()), 0o600); err != nil {
 		return fmt.Errorf("authorising the user key: %w", err)
