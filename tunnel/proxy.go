@@ -192,10 +192,6 @@ func (t *Tunnel) serveSOCKS5(c net.Conn, br *bufio.Reader) {
 			return
 		}
 		addrStart, addrLen = 5, int(b[4])
-		if addrLen == 0 {
-			socksReply(c, socksHostUnreachable) // an empty name
-			return
-		}
 	default:
 		socksReply(c, socksAddressUnsupported)
 		return
@@ -214,6 +210,12 @@ func (t *Tunnel) serveSOCKS5(c net.Conn, br *bufio.Reader) {
 	}
 	port := binary.BigEndian.Uint16(req[n-2:])
 	_, _ = br.Discard(n)
+	if host == "" {
+		// Refused once the whole request is read: closing on unread bytes
+		// would reset the connection before the client reads the reply.
+		socksReply(c, socksHostUnreachable)
+		return
+	}
 	if cmd != 1 {
 		socksReply(c, socksCommandUnsupported)
 		return
