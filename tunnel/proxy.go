@@ -292,6 +292,29 @@ func (t *Tunnel) serveHTTP(c net.Conn, br *bufio.Reader) {
 	req.Close = false
 	ctx, cancel := context.WithCancel(t.ctx)
 	defer cancel()
+	// A client that goes away ends the request: once its body is read, the
+	// connection is watched for EOF, as net/http's server does for its
+	// handlers' contexts.
+	watched := make(chan struct{})
+	var watchOnce sync.Once
+	watch := func() {
+		watchOnce.Do(func() {
+			go func() {
+				defer close(watched)
+				watchClient(br, cancel)
+			}()
+		})
+	}
+	defer func() {
+		watchOnce.Do(func() { close(watched) }) // never started
+		_ = c.SetReadDeadline(aLongTimeAgo)     // ends the watch
+		<-watched
+	}()
+	if req.Body == nil || req.Body == http.NoBody {
+		watch()
+	} else {
+		req.Body = &onEOF{ReadCloser: req.Body, f: watch}
+	}
 	resp, err := t.Transport().RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		_, _ = fmt.Fprintf(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n%v\n", err)
@@ -300,6 +323,40 @@ func (t *Tunnel) serveHTTP(c net.Conn, br *bufio.Reader) {
 	defer resp.Body.Close()
 	resp.Close = true
 	_ = resp.Write(c)
+}
+
+// aLongTimeAgo is a deadline that ends a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchClient reads what the client sends after its request (nothing, or a
+// pipelined request, which is not served: one request per connection) and
+// calls cancel when the client closes the connection or it fails. It
+// returns on any error, including the read deadline that ends it.
+func watchClient(r io.Reader, cancel context.CancelFunc) {
+	var buf [512]byte
+	for {
+		if _, err := r.Read(buf[:]); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				cancel()
+			}
+			return
+		}
+	}
+}
+
+// onEOF calls f once its body has been read to the end.
+type onEOF struct {
+	io.ReadCloser
+	f func()
+}
+
+func (b *onEOF) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.f()
+	}
+	return n, err
 }
 
 // pipe copies both ways until both directions are done. A direction that

@@ -429,6 +429,29 @@ var _ = Describe("Tunnel", func() {
 			Expect(curl(ctx, nil, "-x", "http://"+addr, url(testbed.FloatingHost, "/"))).To(HavePrefix("hello from 172.24.4.10:8080 to 172.24.4.1:"))
 		}, SpecTimeout(specTimeout))
 
+		It("ends a plain proxy request whose client went away, with or without a body", func(ctx SpecContext) {
+			// The stalled target never answers: only the client's leaving
+			// can end these requests within the spec (the target lets go
+			// after a minute).
+			stalled := net.JoinHostPort(testbed.PrivateHost, strconv.Itoa(testbed.StallPort))
+			for _, req := range []string{
+				"GET http://" + stalled + "/ HTTP/1.1\r\nHost: " + stalled + "\r\n\r\n",
+				"POST http://" + stalled + "/upload HTTP/1.1\r\nHost: " + stalled + "\r\nContent-Length: 5\r\n\r\nhello",
+			} {
+				c, err := net.Dial("tcp", addr)
+				Expect(err).NotTo(HaveOccurred())
+				_, err = io.WriteString(c, req)
+				Expect(err).NotTo(HaveOccurred())
+				Eventually(func() int { return goroutinesIn("net/http.(*persistConn).roundTrip") }).WithTimeout(10*time.Second).WithPolling(20*time.Millisecond).
+					Should(Equal(1), "the request %q to be on its way to the stalled target", strings.SplitN(req, " ", 2)[0])
+				Consistently(func() int { return goroutinesIn("tunnel.(*Tunnel).serveHTTP") }).WithTimeout(200*time.Millisecond).
+					Should(Equal(1), "the request waiting for the target while its client is there")
+				Expect(c.Close()).To(Succeed())
+				Eventually(func() int { return goroutinesIn("tunnel.(*Tunnel).serveHTTP") }).WithTimeout(10*time.Second).WithPolling(20*time.Millisecond).
+					Should(BeZero(), "the request %q to end once its client closed the connection", strings.SplitN(req, " ", 2)[0])
+			}
+		}, SpecTimeout(specTimeout))
+
 		It("gives an environment that curl follows", func(ctx SpecContext) {
 			env := t.Env(addr)
 			Expect(env).To(ContainElements("HTTPS_PROXY=http://"+addr, "https_proxy=http://"+addr, "ALL_PROXY=socks5h://"+addr, "NO_PROXY=localhost,127.0.0.1,::1"))
