@@ -51,9 +51,10 @@ type SetupDevStackInput struct {
 	// E2EConfig supplies the interval "wait-devstack" that bounds bringing the
 	// environment up (see LoadE2EConfig). Required.
 	E2EConfig *clusterctl.E2EConfig
-	// Config describes the environment. The zero value means the
-	// configuration read from the process environment (devstack.ConfigFromEnv:
-	// CLUSTER_NAME, PRIVATE_NETWORK_CIDR, ...), which defaults to CAPO's.
+	// Config describes the environment. The zero value means
+	// ConfigFromE2EConfig(E2EConfig): CAPO's variables (CLUSTER_NAME,
+	// PRIVATE_NETWORK_CIDR, ...) from the process environment, else from the
+	// e2e configuration's variables, else CAPO's defaults.
 	Config devstack.Config
 	// Host brings the environment up. Nil means: attach to the file named by
 	// AttachFile or $STACKGATE_ENVIRONMENT if set, else the Existing host when
@@ -94,8 +95,8 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 	cfg := input.Config
 	if cfg == (devstack.Config{}) {
 		var err error
-		cfg, err = devstack.ConfigFromEnv(nil)
-		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid DevStack configuration in the process environment")
+		cfg, err = ConfigFromE2EConfig(input.E2EConfig)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid DevStack configuration")
 	}
 	timeout, err := IntervalTimeout(input.E2EConfig.GetIntervals("default", "wait-devstack")...)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid interval default/wait-devstack in the e2e configuration")
@@ -139,6 +140,29 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	log.Info("DevStack ready", "host", env.Host, "after", time.Since(started).Round(time.Millisecond).String())
 	return out
+}
+
+// ConfigFromE2EConfig reads the DevStack configuration as clusterctl's
+// E2EConfig.GetVariable reads a variable: each of the variables
+// devstack.ConfigFromEnv names from the process environment, else from
+// conf.Variables (conf may be nil). Unset variables take CAPO's defaults; the
+// result is validated, and an invalid value is reported with the variable's
+// name.
+func ConfigFromE2EConfig(conf *clusterctl.E2EConfig) (devstack.Config, error) {
+	cfg, err := devstack.ConfigFromEnv(func(name string) (string, bool) {
+		if v, ok := os.LookupEnv(name); ok {
+			return v, true
+		}
+		if conf == nil {
+			return "", false
+		}
+		v, ok := conf.Variables[name]
+		return v, ok
+	})
+	if err != nil {
+		return devstack.Config{}, fmt.Errorf("DevStack configuration from the process environment and the e2e configuration's variables (the environment wins): %w", err)
+	}
+	return cfg, nil
 }
 
 // HostFromEnv returns the Existing host described by the STACKGATE_*

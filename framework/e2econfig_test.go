@@ -1,12 +1,15 @@
 package framework_test
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"sigs.k8s.io/cluster-api/test/framework/clusterctl"
 
+	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/framework"
 )
 
@@ -37,3 +40,63 @@ var _ = Describe("LoadE2EConfig", func() {
 		Expect(err).To(MatchError(ContainSubstring("/nonexistent/e2e_conf.yaml")))
 	})
 })
+
+var _ = Describe("ConfigFromE2EConfig", func() {
+	// unsetEnv clears names for the spec and restores them after it.
+	unsetEnv := func(names ...string) {
+		for _, name := range names {
+			if v, ok := os.LookupEnv(name); ok {
+				Expect(os.Unsetenv(name)).To(Succeed())
+				DeferCleanup(os.Setenv, name, v)
+			}
+		}
+	}
+
+	It("takes CAPO's variables from the e2e configuration, with the process environment winning", func() {
+		unsetEnv("CLUSTER_NAME", "PRIVATE_NETWORK_CIDR", "CONTROLLER_IP", "WORKER_IP", "FLOATING_RANGE", "OPENSTACK_FAILURE_DOMAIN_ALT")
+		GinkgoT().Setenv("OPENSTACK_FAILURE_DOMAIN", "az-from-env")
+		conf := &clusterctl.E2EConfig{Variables: map[string]string{
+			"CLUSTER_NAME":             "from-conf",
+			"PRIVATE_NETWORK_CIDR":     "10.1.3.0/24",
+			"CONTROLLER_IP":            "10.1.3.15",
+			"WORKER_IP":                "10.1.3.16",
+			"FLOATING_RANGE":           "172.25.4.0/24",
+			"OPENSTACK_FAILURE_DOMAIN": "az-from-conf",
+		}}
+		cfg, err := framework.ConfigFromE2EConfig(conf)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.Name).To(Equal("from-conf"))
+		Expect(cfg.PrivateNetworkCIDR).To(Equal(netip.MustParsePrefix("10.1.3.0/24")))
+		Expect(cfg.ControllerIP).To(Equal(netip.MustParseAddr("10.1.3.15")))
+		Expect(cfg.FloatingRange).To(Equal(netip.MustParsePrefix("172.25.4.0/24")))
+		Expect(cfg.FailureDomain).To(Equal("az-from-env"), "the process environment wins over the e2e configuration")
+		Expect(cfg.FailureDomainAlt).To(Equal(devstack.DefaultFailureDomainAlt), "set nowhere: the default")
+	})
+
+	It("names the variable of an invalid value and where it may come from", func() {
+		unsetEnv("PRIVATE_NETWORK_CIDR", "FLOATING_RANGE", "CONTROLLER_IP", "WORKER_IP")
+		_, err := framework.ConfigFromE2EConfig(&clusterctl.E2EConfig{Variables: map[string]string{"PRIVATE_NETWORK_CIDR": "10.0.3.0"}})
+		Expect(err).To(MatchError(ContainSubstring(`PRIVATE_NETWORK_CIDR="10.0.3.0" is not a CIDR`)))
+		Expect(err).To(MatchError(ContainSubstring("e2e configuration")))
+		_, err = framework.ConfigFromE2EConfig(&clusterctl.E2EConfig{Variables: map[string]string{"FLOATING_RANGE": "10.0.3.0/24"}})
+		Expect(err).To(MatchError(ContainSubstring("FLOATING_RANGE")), "overlapping the private network")
+	})
+
+	It("is CAPO's default configuration for the embedded e2e configuration", func(ctx SpecContext) {
+		unsetEnv(envVarNames()...)
+		conf, err := framework.LoadE2EConfig(ctx, "")
+		Expect(err).NotTo(HaveOccurred())
+		cfg, err := framework.ConfigFromE2EConfig(conf)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg).To(Equal(devstack.DefaultConfig()), "data/e2e_conf.yaml must describe the defaults")
+	})
+})
+
+// envVarNames are the variables devstack.ConfigFromEnv reads.
+func envVarNames() []string {
+	var names []string
+	for _, v := range devstack.DefaultConfig().EnvVars() {
+		names = append(names, v.Name)
+	}
+	return names
+}
