@@ -37,8 +37,17 @@ type Resource struct {
 	Kind string `json:"kind"`
 	// ID is the resource's UUID.
 	ID string `json:"id"`
-	// Name is the resource's name (for a floating IP, its address).
+	// Name is the resource's name (for a floating IP, its address; for an
+	// unnamed port, its device owner, such as "network:dhcp").
 	Name string `json:"name"`
+	// Description is the resource's description, where its kind has one
+	// (floating IPs, ports, networks, routers, security groups, volumes,
+	// load balancers).
+	Description string `json:"description,omitempty"`
+	// BelongsTo are the IDs of the resources it is part of: a port's network
+	// and device (server, router, DHCP agent's network), a floating IP's port.
+	// Leak checks attribute an unnamed resource through them.
+	BelongsTo []string `json:"belongsTo,omitempty"`
 	// Project is the ID of the project that owns it.
 	Project string `json:"project,omitempty"`
 }
@@ -78,11 +87,11 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("leak check: %w", err)
 	}
 	s := &Snapshot{Resources: map[string]map[string]Resource{}}
-	add := func(kind, id, name, project string) {
-		if s.Resources[kind] == nil {
-			s.Resources[kind] = map[string]Resource{}
+	add := func(r Resource) {
+		if s.Resources[r.Kind] == nil {
+			s.Resources[r.Kind] = map[string]Resource{}
 		}
-		s.Resources[kind][id] = Resource{Kind: kind, ID: id, Name: name, Project: project}
+		s.Resources[r.Kind][r.ID] = r
 	}
 	var errs []error
 	fail := func(kind string, err error) { errs = append(errs, fmt.Errorf("listing %ss: %w", kind, err)) }
@@ -93,7 +102,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindServer, err)
 	} else {
 		for _, r := range l {
-			add(KindServer, r.ID, r.Name, r.TenantID)
+			add(Resource{Kind: KindServer, ID: r.ID, Name: r.Name, Project: r.TenantID})
 		}
 	}
 	if p, err := ports.List(c.Network, nil).AllPages(ctx); err != nil {
@@ -106,7 +115,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 			if name == "" {
 				name = r.DeviceOwner
 			}
-			add(KindPort, r.ID, name, r.ProjectID)
+			add(Resource{Kind: KindPort, ID: r.ID, Name: name, Description: r.Description, BelongsTo: ids(r.NetworkID, r.DeviceID), Project: r.ProjectID})
 		}
 	}
 	if p, err := networks.List(c.Network, nil).AllPages(ctx); err != nil {
@@ -115,7 +124,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindNetwork, err)
 	} else {
 		for _, r := range l {
-			add(KindNetwork, r.ID, r.Name, r.ProjectID)
+			add(Resource{Kind: KindNetwork, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
 		}
 	}
 	if p, err := routers.List(c.Network, routers.ListOpts{}).AllPages(ctx); err != nil {
@@ -124,7 +133,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindRouter, err)
 	} else {
 		for _, r := range l {
-			add(KindRouter, r.ID, r.Name, r.ProjectID)
+			add(Resource{Kind: KindRouter, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
 		}
 	}
 	if p, err := floatingips.List(c.Network, floatingips.ListOpts{}).AllPages(ctx); err != nil {
@@ -133,7 +142,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindFloatingIP, err)
 	} else {
 		for _, r := range l {
-			add(KindFloatingIP, r.ID, r.FloatingIP, r.ProjectID)
+			add(Resource{Kind: KindFloatingIP, ID: r.ID, Name: r.FloatingIP, Description: r.Description, BelongsTo: ids(r.PortID), Project: r.ProjectID})
 		}
 	}
 	if p, err := groups.List(c.Network, groups.ListOpts{}).AllPages(ctx); err != nil {
@@ -142,7 +151,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindSecurityGroup, err)
 	} else {
 		for _, r := range l {
-			add(KindSecurityGroup, r.ID, r.Name, r.ProjectID)
+			add(Resource{Kind: KindSecurityGroup, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
 		}
 	}
 	if p, err := volumes.List(c.BlockStorage, volumes.ListOpts{AllTenants: true}).AllPages(ctx); err != nil {
@@ -151,7 +160,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindVolume, err)
 	} else {
 		for _, r := range l {
-			add(KindVolume, r.ID, r.Name, r.TenantID)
+			add(Resource{Kind: KindVolume, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.TenantID})
 		}
 	}
 	if c.LoadBalancer != nil {
@@ -161,7 +170,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 			fail(KindLoadBalancer, err)
 		} else {
 			for _, r := range l {
-				add(KindLoadBalancer, r.ID, r.Name, r.ProjectID)
+				add(Resource{Kind: KindLoadBalancer, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
 			}
 		}
 	}
@@ -171,13 +180,24 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindImage, err)
 	} else {
 		for _, r := range l {
-			add(KindImage, r.ID, r.Name, r.Owner)
+			add(Resource{Kind: KindImage, ID: r.ID, Name: r.Name, Project: r.Owner})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("leak check: %w", err)
 	}
 	return s, nil
+}
+
+// ids returns the non-empty ones of ids.
+func ids(ids ...string) []string {
+	var out []string
+	for _, id := range ids {
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Leaks lists what exists now and did not exist in before; a non-empty

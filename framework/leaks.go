@@ -60,8 +60,8 @@ func DeferLeakCheck(ctx context.Context, input DeferLeakCheckInput, intervals ..
 const attemptTimeout = time.Minute
 
 // LeakedSince lists the resources created since before (a Snapshot of the
-// environment) that still exist and whose name starts with prefix (all for
-// an empty prefix).
+// environment) that still exist and belong to prefix (see FilterByPrefix; all
+// of them for an empty prefix).
 func LeakedSince(ctx context.Context, d *DevStack, before *devstack.Snapshot, prefix string) ([]devstack.Resource, error) {
 	now, err := d.Environment.Snapshot(ctx)
 	if err != nil {
@@ -70,15 +70,41 @@ func LeakedSince(ctx context.Context, d *DevStack, before *devstack.Snapshot, pr
 	return FilterByPrefix(devstack.Diff(before, now), prefix), nil
 }
 
-// FilterByPrefix returns the resources whose name starts with prefix (all of
-// them for an empty prefix).
+// FilterByPrefix returns the resources of rs that belong to prefix (all of
+// them for an empty prefix): those whose name or description starts with it,
+// and those that are part of one of these (Resource.BelongsTo), such as the
+// unnamed ports of a spec's server, router or network and the floating IPs
+// of those ports. A floating IP is named by its address, so give it the
+// prefix as its description (CreateFloatingIPInput.Description).
 func FilterByPrefix(rs []devstack.Resource, prefix string) []devstack.Resource {
 	if prefix == "" {
 		return rs
 	}
+	owned := map[string]bool{}
+	for _, r := range rs {
+		if strings.HasPrefix(r.Name, prefix) || strings.HasPrefix(r.Description, prefix) {
+			owned[r.ID] = true
+		}
+	}
+	// A floating IP belongs to a port that belongs to a server: follow
+	// BelongsTo until nothing more is found.
+	for grew := true; grew; {
+		grew = false
+		for _, r := range rs {
+			if owned[r.ID] {
+				continue
+			}
+			for _, id := range r.BelongsTo {
+				if owned[id] {
+					owned[r.ID], grew = true, true
+					break
+				}
+			}
+		}
+	}
 	var out []devstack.Resource
 	for _, r := range rs {
-		if strings.HasPrefix(r.Name, prefix) {
+		if owned[r.ID] {
 			out = append(out, r)
 		}
 	}

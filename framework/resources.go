@@ -334,8 +334,9 @@ type CreateFloatingIPInput struct {
 	ExternalNetworkID string
 	// PortID is the port to associate the address with (optional).
 	PortID string
-	// Description tags the floating IP for leak checks (they match it by
-	// address, so a per-spec description helps humans only).
+	// Description tags the floating IP for leak checks: a floating IP's name
+	// is its address, so give it the spec's prefix (see FilterByPrefix). One
+	// associated with a port of the spec is attributed through the port.
 	Description string
 }
 

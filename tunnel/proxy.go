@@ -22,8 +22,9 @@ import (
 
 // Serve answers SOCKS5 (RFC 1928, CONNECT with IPv4, IPv6 or domain-name
 // targets, no authentication) and HTTP proxy requests (CONNECT, and plain
-// requests with absolute URLs) on l, dialling through DialContext. The
-// protocol is told apart by the first byte. Serve returns when l fails or
+// requests with absolute URLs, one per connection, ended when the client
+// closes its connection) on l, dialling through DialContext. The protocol is
+// told apart by the first byte. Serve returns when l fails or
 // the tunnel is closed; Close closes l and every proxied connection.
 // Listen on loopback: the proxy has no authentication. A listener from
 // net.ListenConfig{KeepAlive: -1} spares four system calls per connection:

@@ -9,6 +9,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
@@ -79,29 +80,50 @@ var _ = Describe("smoke", Label("smoke"), func() {
 })
 
 var _ = Describe("leak check", Label("smoke"), func() {
-	It("notices a resource a spec left behind, and only its own", func(ctx SpecContext) {
+	It("notices what a spec left behind, unnamed ports and floating IPs included, and only its own", func(ctx SpecContext) {
 		c := ds.Clients(ctx)
+		ext := ds.Variables[devstack.VarExternalNetworkID]
+		Expect(ext).NotTo(BeEmpty(), "%s is not set", devstack.VarExternalNetworkID)
 		prefix := framework.UniqueName("sg-leak")
 		before, err := ds.Environment.Snapshot(ctx)
 		Expect(err).NotTo(HaveOccurred())
+		// deleteLater deletes what the spec leaves on purpose, should an
+		// expectation fail before the spec deletes it itself.
+		deleteLater := func(what string, del func(ctx SpecContext) error) {
+			DeferCleanup(func(ctx SpecContext) {
+				if err := del(ctx); err != nil && !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+					Expect(err).NotTo(HaveOccurred(), "Couldn't delete %s", what)
+				}
+			})
+		}
 		n, err := networks.Create(ctx, c.Network, networks.CreateOpts{Name: prefix}).Extract()
 		Expect(err).NotTo(HaveOccurred(), "Couldn't create network %q", prefix)
-		DeferCleanup(func(ctx SpecContext) {
-			err := networks.Delete(ctx, c.Network, n.ID).ExtractErr()
-			if err != nil && !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
-				Expect(err).NotTo(HaveOccurred(), "Couldn't delete network %q", prefix)
-			}
-		})
+		deleteLater("network "+prefix, func(ctx SpecContext) error { return networks.Delete(ctx, c.Network, n.ID).ExtractErr() })
+		// An unnamed port on the spec's network, and a floating IP known by
+		// its description only: neither has the prefix in its name.
+		p, err := ports.Create(ctx, c.Network, ports.CreateOpts{NetworkID: n.ID}).Extract()
+		Expect(err).NotTo(HaveOccurred(), "Couldn't create a port on network %q", prefix)
+		deleteLater("port "+p.ID, func(ctx SpecContext) error { return ports.Delete(ctx, c.Network, p.ID).ExtractErr() })
+		fip, err := floatingips.Create(ctx, c.Network, floatingips.CreateOpts{FloatingNetworkID: ext, Description: prefix}).Extract()
+		Expect(err).NotTo(HaveOccurred(), "Couldn't allocate a floating IP")
+		deleteLater("floating IP "+fip.FloatingIP, func(ctx SpecContext) error { return floatingips.Delete(ctx, c.Network, fip.ID).ExtractErr() })
+
 		leaked, err := framework.LeakedSince(ctx, ds, before, prefix)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(leaked).To(ConsistOf(HaveField("ID", n.ID)), "The leak check should list network %q", prefix)
+		// Neutron gives the floating IP a port of its own (device owner
+		// network:floatingip), which goes with it.
+		Expect(leaked).To(ConsistOf(HaveField("ID", n.ID), HaveField("ID", p.ID), HaveField("ID", fip.ID),
+			And(HaveField("Kind", devstack.KindPort), HaveField("BelongsTo", ContainElement(fip.ID)))),
+			"The leak check should list network %q, its unnamed port, the floating IP described %q and that IP's own port", prefix, prefix)
 		other, err := framework.LeakedSince(ctx, ds, before, prefix+"-other")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(other).To(BeEmpty(), "Another spec's prefix must not see network %q", prefix)
+		Expect(other).To(BeEmpty(), "Another spec's prefix must not see what %q made", prefix)
 
+		Expect(floatingips.Delete(ctx, c.Network, fip.ID).ExtractErr()).To(Succeed())
+		Expect(ports.Delete(ctx, c.Network, p.ID).ExtractErr()).To(Succeed())
 		Expect(networks.Delete(ctx, c.Network, n.ID).ExtractErr()).To(Succeed())
 		leaked, err = framework.LeakedSince(ctx, ds, before, prefix)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(leaked).To(BeEmpty(), "Network %q was deleted", prefix)
+		Expect(leaked).To(BeEmpty(), "Everything %q made was deleted", prefix)
 	})
 })
