@@ -3,6 +3,7 @@ package local_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
 
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
@@ -121,9 +123,9 @@ func expectHealthy(ctx context.Context, e *devstack.Environment) {
 	Expect(t.Close()).To(Succeed())
 }
 
-// expectReused checks that a further Up reuses the environment: same host
-// key, same keystone and MariaDB processes.
-func expectReused(ctx context.Context, h *local.Host, e *devstack.Environment) {
+// expectReused checks that a further Up with cfg reuses the environment:
+// same host key, same keystone and MariaDB processes.
+func expectReused(ctx context.Context, h *local.Host, e *devstack.Environment, cfg devstack.Config) {
 	pids := func() map[string]int {
 		m := map[string]int{}
 		for _, s := range must(h.Status(ctx)).Services {
@@ -134,7 +136,7 @@ func expectReused(ctx context.Context, h *local.Host, e *devstack.Environment) {
 		return m
 	}
 	before := pids()
-	again := must(h.Up(ctx, devstack.DefaultConfig()))
+	again := must(h.Up(ctx, cfg))
 	Expect(again.SSH.HostKey).To(Equal(e.SSH.HostKey), "the same controller host key")
 	after := pids()
 	for _, svc := range []string{"mariadb", "rabbitmq", "keystone", "nova-api", "neutron-server", "sshd"} {
@@ -163,7 +165,7 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 		Expect(again.SSH.HostKey).To(Equal(e.SSH.HostKey), "restarted from its data: the same host key")
 		Expect(again.CloudsYAML).To(Equal(e.CloudsYAML), "restarted from its data: the same credentials")
 		expectHealthy(ctx, again)
-		expectReused(ctx, h, again)
+		expectReused(ctx, h, again, devstack.DefaultConfig())
 		e = again
 	}, NodeTimeout(20*time.Minute))
 
@@ -174,7 +176,22 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 		again := must(h.Up(ctx, devstack.DefaultConfig()))
 		Expect(again.CloudsYAML).NotTo(Equal(e.CloudsYAML), "rebuilt: new credentials")
 		expectHealthy(ctx, again)
-		expectReused(ctx, h, again)
+		expectReused(ctx, h, again, devstack.DefaultConfig())
+		e = again
+	}, NodeTimeout(30*time.Minute))
+
+	It("rebuilds a running environment for another configuration, naming what changed", func(ctx SpecContext) {
+		cfg := devstack.DefaultConfig()
+		cfg.FailureDomainAlt = "testaz3"
+		out := gbytes.NewBuffer()
+		h := local.New(local.WithInstance(instance), local.WithOutput(io.MultiWriter(out, GinkgoWriter)))
+
+		again := must(h.Up(ctx, cfg))
+		Expect(string(out.Contents())).To(ContainSubstring("built for another configuration (OPENSTACK_FAILURE_DOMAIN_ALT was testaz2, now testaz3); rebuilding"))
+		Expect(again.Config.FailureDomainAlt).To(Equal("testaz3"))
+		Expect(again.CloudsYAML).NotTo(Equal(e.CloudsYAML), "rebuilt, not restarted with the old databases: new credentials")
+		expectHealthy(ctx, again) // testaz1 and testaz3
+		expectReused(ctx, h, again, cfg)
 		e = again
 	}, NodeTimeout(30*time.Minute))
 
