@@ -44,17 +44,37 @@ type Resource struct {
 	// (floating IPs, ports, networks, routers, security groups, volumes,
 	// load balancers).
 	Description string `json:"description,omitempty"`
-	// BelongsTo are the IDs of the resources it is part of: a port's network
-	// and device (server, router, DHCP agent's network), a floating IP's port.
-	// Leak checks attribute an unnamed resource through them.
-	BelongsTo []string `json:"belongsTo,omitempty"`
+	// NetworkID is a port's network.
+	NetworkID string `json:"networkID,omitempty"`
+	// DeviceID is what a port is attached to: a server, a router, a
+	// floating IP (for its own port), a DHCP agent.
+	DeviceID string `json:"deviceID,omitempty"`
+	// PortID is the port a floating IP is associated with.
+	PortID string `json:"portID,omitempty"`
 	// Project is the ID of the project that owns it.
 	Project string `json:"project,omitempty"`
 }
 
-// String gives the resource's kind, name, ID and project.
+// String gives the resource's kind, name, description (when it has one),
+// ID and project.
 func (r Resource) String() string {
+	if r.Description != "" {
+		return fmt.Sprintf("%s %q, described %q (%s, project %s)", r.Kind, r.Name, r.Description, r.ID, r.Project)
+	}
 	return fmt.Sprintf("%s %q (%s, project %s)", r.Kind, r.Name, r.ID, r.Project)
+}
+
+// PartOf returns the IDs of the resources r is part of, as far as OpenStack
+// still records them: a port's network and device, a floating IP's port.
+// Leak checks attribute an unnamed resource through them.
+func (r Resource) PartOf() []string {
+	var out []string
+	for _, id := range []string{r.NetworkID, r.DeviceID, r.PortID} {
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Snapshot is the set of resources that existed at one moment, across every
@@ -115,7 +135,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 			if name == "" {
 				name = r.DeviceOwner
 			}
-			add(Resource{Kind: KindPort, ID: r.ID, Name: name, Description: r.Description, BelongsTo: ids(r.NetworkID, r.DeviceID), Project: r.ProjectID})
+			add(Resource{Kind: KindPort, ID: r.ID, Name: name, Description: r.Description, NetworkID: r.NetworkID, DeviceID: r.DeviceID, Project: r.ProjectID})
 		}
 	}
 	if p, err := networks.List(c.Network, nil).AllPages(ctx); err != nil {
@@ -142,7 +162,7 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		fail(KindFloatingIP, err)
 	} else {
 		for _, r := range l {
-			add(Resource{Kind: KindFloatingIP, ID: r.ID, Name: r.FloatingIP, Description: r.Description, BelongsTo: ids(r.PortID), Project: r.ProjectID})
+			add(Resource{Kind: KindFloatingIP, ID: r.ID, Name: r.FloatingIP, Description: r.Description, PortID: r.PortID, Project: r.ProjectID})
 		}
 	}
 	if p, err := groups.List(c.Network, groups.ListOpts{}).AllPages(ctx); err != nil {
@@ -187,17 +207,6 @@ func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("leak check: %w", err)
 	}
 	return s, nil
-}
-
-// ids returns the non-empty ones of ids.
-func ids(ids ...string) []string {
-	var out []string
-	for _, id := range ids {
-		if id != "" {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // Leaks lists what exists now and did not exist in before; a non-empty

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,7 +50,9 @@ const DefaultArtifactFolder = "_artifacts"
 // SetupDevStackInput is the input of SetupDevStack.
 type SetupDevStackInput struct {
 	// E2EConfig supplies the interval "wait-devstack" that bounds bringing the
-	// environment up (see LoadE2EConfig). Required.
+	// environment up and, where the process environment does not set them,
+	// CAPO's variables that configure it (see Config and LoadE2EConfig).
+	// Required.
 	E2EConfig *clusterctl.E2EConfig
 	// Config describes the environment. The zero value means
 	// ConfigFromE2EConfig(E2EConfig): CAPO's variables (CLUSTER_NAME,
@@ -149,20 +152,33 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 // result is validated, and an invalid value is reported with the variable's
 // name.
 func ConfigFromE2EConfig(conf *clusterctl.E2EConfig) (devstack.Config, error) {
+	var fromEnv, fromConf []string
 	cfg, err := devstack.ConfigFromEnv(func(name string) (string, bool) {
 		if v, ok := os.LookupEnv(name); ok {
+			fromEnv = append(fromEnv, name)
 			return v, true
 		}
 		if conf == nil {
 			return "", false
 		}
 		v, ok := conf.Variables[name]
+		if ok {
+			fromConf = append(fromConf, name)
+		}
 		return v, ok
 	})
 	if err != nil {
-		return devstack.Config{}, fmt.Errorf("DevStack configuration from the process environment and the e2e configuration's variables (the environment wins): %w", err)
+		return devstack.Config{}, fmt.Errorf("DevStack configuration (from the process environment: %s; from the e2e configuration's variables: %s): %w",
+			namesOrNone(fromEnv), namesOrNone(fromConf), err)
 	}
 	return cfg, nil
+}
+
+func namesOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // HostFromEnv returns the Existing host described by the STACKGATE_*

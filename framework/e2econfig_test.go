@@ -77,7 +77,7 @@ var _ = Describe("ConfigFromE2EConfig", func() {
 		unsetEnv("PRIVATE_NETWORK_CIDR", "FLOATING_RANGE", "CONTROLLER_IP", "WORKER_IP")
 		_, err := framework.ConfigFromE2EConfig(&clusterctl.E2EConfig{Variables: map[string]string{"PRIVATE_NETWORK_CIDR": "10.0.3.0"}})
 		Expect(err).To(MatchError(ContainSubstring(`PRIVATE_NETWORK_CIDR="10.0.3.0" is not a CIDR`)))
-		Expect(err).To(MatchError(ContainSubstring("e2e configuration")))
+		Expect(err).To(MatchError(ContainSubstring("from the e2e configuration's variables: PRIVATE_NETWORK_CIDR")), "where the value came from")
 		_, err = framework.ConfigFromE2EConfig(&clusterctl.E2EConfig{Variables: map[string]string{"FLOATING_RANGE": "10.0.3.0/24"}})
 		Expect(err).To(MatchError(ContainSubstring("FLOATING_RANGE")), "overlapping the private network")
 	})

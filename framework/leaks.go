@@ -16,10 +16,12 @@ import (
 type DeferLeakCheckInput struct {
 	// DevStack is the environment to check. Required.
 	DevStack *DevStack
-	// NamePrefix limits the check to resources whose name starts with it.
-	// Parallel processes share one environment, so each spec names what it
-	// creates with a prefix of its own (see UniqueName) and checks only that.
-	// Empty means every resource, which is right only for serial runs.
+	// NamePrefix limits the check to the resources that belong to it (see
+	// FilterByPrefix: name or description starting with it, or part of such a
+	// resource). Parallel processes share one environment, so each spec names
+	// what it creates with a prefix of its own (see UniqueName) and checks
+	// only that. Empty means every resource, which is right only for serial
+	// runs.
 	NamePrefix string
 }
 
@@ -72,10 +74,15 @@ func LeakedSince(ctx context.Context, d *DevStack, before *devstack.Snapshot, pr
 
 // FilterByPrefix returns the resources of rs that belong to prefix (all of
 // them for an empty prefix): those whose name or description starts with it,
-// and those that are part of one of these (Resource.BelongsTo), such as the
+// and those that are part of one of these (Resource.PartOf), such as the
 // unnamed ports of a spec's server, router or network and the floating IPs
-// of those ports. A floating IP is named by its address, so give it the
-// prefix as its description (CreateFloatingIPInput.Description).
+// on those ports.
+//
+// PartOf holds only what OpenStack still records: a floating IP whose port
+// is gone, or a port detached from its server on a network the spec did not
+// create, has nothing left that names the spec. Tag what has no name with
+// the prefix as its description: a floating IP is named by its address
+// (CreateFloatingIPInput.Description).
 func FilterByPrefix(rs []devstack.Resource, prefix string) []devstack.Resource {
 	if prefix == "" {
 		return rs
@@ -86,15 +93,15 @@ func FilterByPrefix(rs []devstack.Resource, prefix string) []devstack.Resource {
 			owned[r.ID] = true
 		}
 	}
-	// A floating IP belongs to a port that belongs to a server: follow
-	// BelongsTo until nothing more is found.
+	// A floating IP is on a port that is on a server: follow PartOf until
+	// nothing more is found.
 	for grew := true; grew; {
 		grew = false
 		for _, r := range rs {
 			if owned[r.ID] {
 				continue
 			}
-			for _, id := range r.BelongsTo {
+			for _, id := range r.PartOf() {
 				if owned[id] {
 					owned[r.ID], grew = true, true
 					break
@@ -114,5 +121,6 @@ func FilterByPrefix(rs []devstack.Resource, prefix string) []devstack.Resource {
 // UniqueName returns a name for a spec's resources: prefix, the parallel
 // process number and a time-based suffix, e.g. "sg-mz-p2-1a2b3c".
 func UniqueName(prefix string) string {
-	return fmt.Sprintf("%s-p%d-%x", prefix, ginkgo.GinkgoParallelProcess(), time.Now().UnixNano()&0xffffff)
+	// Six digits always: no name is then the beginning of another's.
+	return fmt.Sprintf("%s-p%d-%06x", prefix, ginkgo.GinkgoParallelProcess(), time.Now().UnixNano()&0xffffff)
 }

@@ -12,14 +12,14 @@ var _ = Describe("FilterByPrefix", func() {
 	rs := []devstack.Resource{
 		{Kind: devstack.KindNetwork, ID: "net-a", Name: "sg-a-net"},
 		{Kind: devstack.KindServer, ID: "srv-a", Name: "sg-a-server"},
-		{Kind: devstack.KindPort, ID: "port-a", Name: "compute:testaz1", BelongsTo: []string{"shared-net", "srv-a"}},
-		{Kind: devstack.KindFloatingIP, ID: "fip-a", Name: "172.24.4.50", BelongsTo: []string{"port-a"}},
-		{Kind: devstack.KindPort, ID: "dhcp-a", Name: "network:dhcp", BelongsTo: []string{"net-a", "dhcp-device"}},
+		{Kind: devstack.KindPort, ID: "port-a", Name: "compute:testaz1", NetworkID: "shared-net", DeviceID: "srv-a"},
+		{Kind: devstack.KindFloatingIP, ID: "fip-a", Name: "172.24.4.50", PortID: "port-a"},
+		{Kind: devstack.KindPort, ID: "dhcp-a", Name: "network:dhcp", NetworkID: "net-a", DeviceID: "dhcp-device"},
 		{Kind: devstack.KindFloatingIP, ID: "fip-a2", Name: "172.24.4.51", Description: "sg-a"},
 		{Kind: devstack.KindNetwork, ID: "net-b", Name: "sg-b-net"},
-		{Kind: devstack.KindPort, ID: "port-b", Name: "", BelongsTo: []string{"net-b"}},
+		{Kind: devstack.KindPort, ID: "port-b", Name: "", NetworkID: "net-b"},
 		{Kind: devstack.KindFloatingIP, ID: "fip-none", Name: "172.24.4.52"},
-		{Kind: devstack.KindPort, ID: "port-none", Name: "network:router_gateway", BelongsTo: []string{"public", "router-elsewhere"}},
+		{Kind: devstack.KindPort, ID: "port-none", Name: "network:router_gateway", NetworkID: "public", DeviceID: "router-elsewhere"},
 	}
 	idsOf := func(rs []devstack.Resource) []string {
 		var out []string

@@ -335,8 +335,9 @@ type CreateFloatingIPInput struct {
 	// PortID is the port to associate the address with (optional).
 	PortID string
 	// Description tags the floating IP for leak checks: a floating IP's name
-	// is its address, so give it the spec's prefix (see FilterByPrefix). One
-	// associated with a port of the spec is attributed through the port.
+	// is its address, so give it the spec's prefix (see FilterByPrefix). The
+	// port it is associated with attributes it too, but only while both
+	// exist.
 	Description string
 }
 

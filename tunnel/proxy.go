@@ -22,9 +22,12 @@ import (
 
 // Serve answers SOCKS5 (RFC 1928, CONNECT with IPv4, IPv6 or domain-name
 // targets, no authentication) and HTTP proxy requests (CONNECT, and plain
-// requests with absolute URLs, one per connection, ended when the client
-// closes its connection) on l, dialling through DialContext. The protocol is
-// told apart by the first byte. Serve returns when l fails or
+// requests with absolute URLs, one per connection) on l, dialling through
+// DialContext. The protocol is told apart by the first byte. A plain
+// request ends when its client closes or half-closes the connection once
+// the request's body has been forwarded, as net/http's server cancels its
+// requests' contexts; while the body is still being sent, a client that goes
+// away ends the request by failing the body's read. Serve returns when l fails or
 // the tunnel is closed; Close closes l and every proxied connection.
 // Listen on loopback: the proxy has no authentication. A listener from
 // net.ListenConfig{KeepAlive: -1} spares four system calls per connection:
@@ -308,7 +311,11 @@ func (t *Tunnel) serveHTTP(c net.Conn, br *bufio.Reader) {
 	}
 	defer func() {
 		watchOnce.Do(func() { close(watched) }) // never started
-		_ = c.SetReadDeadline(aLongTimeAgo)     // ends the watch
+		// End the watch: a deadline in the past, or closing c for a
+		// connection without deadlines (it is closed after this anyway).
+		if c.SetReadDeadline(aLongTimeAgo) != nil {
+			_ = c.Close()
+		}
 		<-watched
 	}()
 	if req.Body == nil || req.Body == http.NoBody {
@@ -331,16 +338,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // watchClient reads what the client sends after its request (nothing, or a
 // pipelined request, which is not served: one request per connection) and
-// calls cancel when the client closes the connection or it fails. It
-// returns on any error, including the read deadline that ends it.
+// calls cancel when the read fails: the client closed or half-closed the
+// connection, it broke, or serveHTTP, done with the request, ended the
+// watch (cancelling then changes nothing).
 func watchClient(r io.Reader, cancel context.CancelFunc) {
 	var buf [512]byte
 	for {
 		if _, err := r.Read(buf[:]); err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				cancel()
-			}
+			cancel()
 			return
 		}
 	}

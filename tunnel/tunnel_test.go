@@ -440,6 +440,7 @@ var _ = Describe("Tunnel", func() {
 			} {
 				c, err := net.Dial("tcp", addr)
 				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(func() { _ = c.Close() }) // should an expectation fail before the spec closes it
 				_, err = io.WriteString(c, req)
 				Expect(err).NotTo(HaveOccurred())
 				Eventually(func() int { return goroutinesIn("net/http.(*persistConn).roundTrip") }).WithTimeout(10*time.Second).WithPolling(20*time.Millisecond).

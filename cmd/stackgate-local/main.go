@@ -5,6 +5,10 @@
 //	stackgate-local status
 //	stackgate-local down
 //	stackgate-local bench     # on a separate instance "bench"
+//
+// up reads the configuration as the suites do (framework.ConfigFromE2EConfig):
+// CAPO's variables from the process environment, else from the e2e
+// configuration (-e2e.config, default the embedded data/e2e_conf.yaml).
 package main
 
 import (
@@ -16,14 +20,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
+	"github.com/stackgate/stackgate/framework"
 )
 
 func main() {
 	instance := flag.String("instance", local.DefaultInstance, "instance name (namespaces <instance>-controller/-worker unless default)")
 	stateDir := flag.String("state-dir", "", "state directory (default: under the user cache directory)")
 	timeout := flag.Duration("timeout", time.Hour, "bound for the whole command (apt included); raise it for a slow package mirror")
+	e2eConfig := flag.String("e2e.config", "", "e2e configuration whose variables configure up when the process environment does not (default: the embedded data/e2e_conf.yaml, as for the suites)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] up|down|status|bench\n", os.Args[0])
 		flag.PrintDefaults()
@@ -41,7 +46,7 @@ func main() {
 	if *stateDir != "" {
 		opts = append(opts, local.WithStateDir(*stateDir))
 	}
-	if err := run(ctx, flag.Arg(0), opts); err != nil {
+	if err := run(ctx, flag.Arg(0), *e2eConfig, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "stackgate-local:", err)
 		if ctx.Err() == context.DeadlineExceeded {
 			fmt.Fprintf(os.Stderr, "stackgate-local: %s gave up after -timeout %s\n", flag.Arg(0), *timeout)
@@ -51,11 +56,15 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cmd string, opts []local.Option) error {
+func run(ctx context.Context, cmd, e2eConfig string, opts []local.Option) error {
 	h := local.New(opts...)
 	switch cmd {
 	case "up":
-		cfg, err := devstack.ConfigFromEnv(nil)
+		conf, err := framework.LoadE2EConfig(ctx, e2eConfig)
+		if err != nil {
+			return err
+		}
+		cfg, err := framework.ConfigFromE2EConfig(conf)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	. "github.com/onsi/gomega"
 	"golang.org/x/sys/unix"
 
+	"github.com/stackgate/stackgate/data"
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
 	"github.com/stackgate/stackgate/internal/netns"
@@ -104,6 +106,39 @@ var _ = Describe("the stackgate-local command on a machine it cannot use", Order
 		Expect(os.IsNotExist(err)).To(BeTrue(), "no state directory %s created", state)
 		_, err = os.Stat("/etc/debian_version")
 		Expect(err).NotTo(HaveOccurred(), "/etc/debian_version of the machine untouched")
+	}, NodeTimeout(2*time.Minute))
+
+	It("configures up from the e2e configuration's variables where the process environment does not", func(ctx SpecContext) {
+		// The embedded configuration with a floating range over the local
+		// host's public range: up refuses it before making anything, which
+		// shows that the value was read.
+		embedded, err := data.E2E.ReadFile(data.E2EConfigPath)
+		Expect(err).NotTo(HaveOccurred())
+		const want = `FLOATING_RANGE: "172.24.4.0/24"`
+		Expect(string(embedded)).To(ContainSubstring(want))
+		conf := filepath.Join(GinkgoT().TempDir(), "e2e_conf.yaml")
+		Expect(os.WriteFile(conf, bytes.Replace(embedded, []byte(want), []byte(`FLOATING_RANGE: "198.19.5.0/24"`), 1), 0o600)).To(Succeed())
+		state := filepath.Join(GinkgoT().TempDir(), "state")
+		downAfter("sgconf", state)
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "FLOATING_RANGE=") {
+				env = append(env, kv)
+			}
+		}
+		cmd := exec.CommandContext(ctx, bin, "-instance", "sgconf", "-state-dir", state, "-e2e.config", conf, "up")
+		cmd.Env = env
+		stderr, code := runCommand(cmd)
+		Expect(code).NotTo(BeZero(), "exit code of up with FLOATING_RANGE over the public range")
+		Expect(stderr).To(ContainSubstring("FLOATING_RANGE 198.19.5.0/24 overlaps 198.19.0.0/16"))
+		Expect(state).NotTo(BeADirectory(), "no state directory created")
+
+		cmd = exec.CommandContext(ctx, bin, "-instance", "sgconf", "-state-dir", state, "-e2e.config", conf, "up")
+		cmd.Env = append(env, "FLOATING_RANGE=not-a-cidr")
+		stderr, code = runCommand(cmd)
+		Expect(code).NotTo(BeZero(), "exit code of up with FLOATING_RANGE=not-a-cidr")
+		Expect(stderr).To(ContainSubstring(`from the process environment: FLOATING_RANGE`), "the process environment wins")
+		Expect(stderr).To(ContainSubstring(`FLOATING_RANGE="not-a-cidr" is not a CIDR`))
 	}, NodeTimeout(2*time.Minute))
 })
 

@@ -113,7 +113,7 @@ var _ = Describe("leak check", Label("smoke"), func() {
 		// Neutron gives the floating IP a port of its own (device owner
 		// network:floatingip), which goes with it.
 		Expect(leaked).To(ConsistOf(HaveField("ID", n.ID), HaveField("ID", p.ID), HaveField("ID", fip.ID),
-			And(HaveField("Kind", devstack.KindPort), HaveField("BelongsTo", ContainElement(fip.ID)))),
+			And(HaveField("Kind", devstack.KindPort), HaveField("DeviceID", fip.ID))),
 			"The leak check should list network %q, its unnamed port, the floating IP described %q and that IP's own port", prefix, prefix)
 		other, err := framework.LeakedSince(ctx, ds, before, prefix+"-other")
 		Expect(err).NotTo(HaveOccurred())
