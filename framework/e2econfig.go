@@ -17,7 +17,8 @@ import (
 // framework (clusterctl.LoadE2EConfig: release markers resolved, defaults
 // applied, providers and intervals validated) and returns its failures as an
 // error instead of failing the running spec. An empty path loads stackgate's
-// embedded data/e2e_conf.yaml.
+// embedded data/e2e_conf.yaml. It works outside Ginkgo too: where Gomega has
+// no fail handler yet, it registers one that panics with the failure.
 //
 // Intervals come from the result with GetIntervals, e.g.
 // conf.GetIntervals("default", "wait-alt-az").
@@ -39,6 +40,12 @@ func LoadE2EConfig(ctx context.Context, path string) (*clusterctl.E2EConfig, err
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("load e2e config: %w", err)
+	}
+	if g, ok := gomega.Default.(interface{ IsConfigured() bool }); ok && !g.IsConfigured() {
+		// Outside a Ginkgo suite (a command, a plain test): clusterctl
+		// asserts with Gomega, which panics without a fail handler even
+		// where InterceptGomegaFailure catches its failures.
+		gomega.RegisterFailHandler(func(message string, _ ...int) { panic(message) })
 	}
 	var conf *clusterctl.E2EConfig
 	err := gomega.InterceptGomegaFailure(func() {
