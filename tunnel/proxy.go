@@ -26,9 +26,10 @@ import (
 // DialContext. The protocol is told apart by the first byte. A plain
 // request ends when its client closes or half-closes the connection once
 // the request's body has been forwarded, as net/http's server cancels its
-// requests' contexts; while the body is still being sent, a client that goes
-// away ends the request by failing the body's read. Serve returns when l fails or
-// the tunnel is closed; Close closes l and every proxied connection.
+// requests' contexts; while the body is still being sent, a client that
+// goes away ends the request by failing the body's read. Serve returns when
+// l fails or the tunnel is closed; Close closes l and every proxied
+// connection.
 // Listen on loopback: the proxy has no authentication. A listener from
 // net.ListenConfig{KeepAlive: -1} spares four system calls per connection:
 // TCP keepalive has nothing to detect on loopback.
@@ -297,7 +298,7 @@ func (t *Tunnel) serveHTTP(c net.Conn, br *bufio.Reader) {
 	ctx, cancel := context.WithCancel(t.ctx)
 	defer cancel()
 	// A client that goes away ends the request: once its body is read, the
-	// connection is watched for EOF, as net/http's server does for its
+	// connection is watched for its end, as net/http's server does for its
 	// handlers' contexts.
 	watched := make(chan struct{})
 	var watchOnce sync.Once
