@@ -61,12 +61,8 @@ func (t *Tunnel) Serve(l net.Listener) error {
 			}
 			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
 			t.log.V(1).Info("accept failed; retrying", "address", l.Addr().String(), "retryIn", pause.String(), "error", err.Error())
-			timer := time.NewTimer(pause)
-			select {
-			case <-t.done:
-				timer.Stop()
+			if !t.pause(pause) {
 				return ErrClosed
-			case <-timer.C:
 			}
 			continue
 		}

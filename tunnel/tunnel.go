@@ -267,14 +267,22 @@ func (t *Tunnel) redial() *sshConn {
 		t.lastErr = err
 		t.mu.Unlock()
 		t.log.V(1).Info("reconnect failed", "attempt", attempt, "retryIn", backoff.String(), "error", err.Error())
-		timer := time.NewTimer(backoff)
-		select {
-		case <-t.done:
-			timer.Stop()
+		if !t.pause(backoff) {
 			return nil
-		case <-timer.C:
 		}
 		backoff = min(2*backoff, t.cfg.MaxBackoff)
+	}
+}
+
+// pause waits for d, or until the tunnel is closed; false when it closed.
+func (t *Tunnel) pause(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.done:
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 
@@ -333,7 +341,7 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: dial %s: %w", addr, err)
 	}
-	target := addr
+	targetHost := host // the address the controller dials: host, or an address host resolves to here
 	routed := false
 	if ip, err := netip.ParseAddr(host); err == nil {
 		routed = t.Routed(ip)
@@ -346,7 +354,7 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 		case lerr == nil:
 			for _, ip := range ips {
 				if t.Routed(ip) {
-					routed, target = true, net.JoinHostPort(ip.Unmap().String(), port)
+					routed, targetHost = true, ip.Unmap().String()
 					break
 				}
 			}
@@ -371,9 +379,9 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 		if lerr != nil {
 			return nil, fmt.Errorf("tunnel: dial %s: the port must be a number from 0 to 65535 or a known service name: %w", addr, lerr)
 		}
-		h, _, _ := net.SplitHostPort(target)
-		target = net.JoinHostPort(h, strconv.Itoa(n))
+		port = strconv.Itoa(n)
 	}
+	target := net.JoinHostPort(targetHost, port)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.cfg.DialTimeout)
