@@ -188,6 +188,7 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 
 		again := must(h.Up(ctx, cfg))
 		Expect(string(out.Contents())).To(ContainSubstring("built for another configuration (OPENSTACK_FAILURE_DOMAIN_ALT was testaz2, now testaz3); rebuilding"))
+		Expect(string(out.Contents())).NotTo(ContainSubstring("restarting"), "a changed configuration is rebuilt, not announced as a restart")
 		Expect(again.Config.FailureDomainAlt).To(Equal("testaz3"))
 		Expect(again.CloudsYAML).NotTo(Equal(e.CloudsYAML), "rebuilt, not restarted with the old databases: new credentials")
 		expectHealthy(ctx, again) // testaz1 and testaz3

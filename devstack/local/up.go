@@ -56,7 +56,8 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 		h.progress("reuse", time.Since(start), nil)
 		h.recordTiming("reuse", time.Since(start))
 		return env, nil
-	} else if _, statErr := os.Stat(h.path("environment.json")); statErr == nil {
+	} else if _, statErr := os.Stat(h.path("environment.json")); statErr == nil && !h.rebuildsFor(cfg) {
+		// A configuration change is announced as a rebuild below instead.
 		h.log.Info("running environment is not healthy; restarting it", "instance", h.instance, "reason", herr.Error())
 		fmt.Fprintf(h.out, "local[%s]: not healthy (%v); restarting\n", h.instance, firstLine(herr.Error()))
 	}
@@ -100,6 +101,12 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// rebuildsFor reports whether the state was bootstrapped with another
+// configuration than cfg, so Up rebuilds rather than restarts.
+func (h *Host) rebuildsFor(cfg devstack.Config) bool {
+	return h.bootstrapped() && h.changedSince(cfg) != ""
 }
 
 func (h *Host) bootstrapped() bool {
