@@ -9,5 +9,7 @@
 //   - multiaz: specs that wait for the second availability zone.
 //
 // Every suite brings the environment up once in SynchronizedBeforeSuite
-// (framework.SetupDevStack) and shares it between parallel processes.
+// (framework.SetupDevStack) and shares it between parallel processes; the
+// suite-level nodes that do so are registered by internal/e2esuite, so a
+// new suite's test file is a call to e2esuite.Register and its TestXxx.
 package suites

@@ -24,28 +24,28 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 	var prefix, az1, az2 string
 
 	BeforeEach(func(ctx SpecContext) {
-		az1, az2 = ds.Config().FailureDomain, ds.Config().FailureDomainAlt
-		framework.WaitForSecondAZ(ctx, framework.WaitForSecondAZInput{DevStack: ds}, e2eConfig.GetIntervals("multi-az", "wait-alt-az")...)
+		az1, az2 = suite.DevStack.Config().FailureDomain, suite.DevStack.Config().FailureDomainAlt
+		framework.WaitForSecondAZ(ctx, framework.WaitForSecondAZInput{DevStack: suite.DevStack}, suite.E2EConfig.GetIntervals("multi-az", "wait-alt-az")...)
 		prefix = framework.UniqueName("sg-maz")
-		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: ds, NamePrefix: prefix},
-			e2eConfig.GetIntervals("multi-az", "wait-teardown")...)
+		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: suite.DevStack, NamePrefix: prefix},
+			suite.E2EConfig.GetIntervals("multi-az", "wait-teardown")...)
 	})
 
 	It("boots servers and volumes in both availability zones where asked", func(ctx SpecContext) {
-		c := ds.Clients(ctx)
+		c := suite.DevStack.Clients(ctx)
 		tn := framework.CreateTenantNetwork(ctx, framework.CreateTenantNetworkInput{Clients: c, Name: prefix, CIDR: "10.93.0.0/24"})
 		for _, az := range []string{az1, az2} {
 			s := framework.CreateServer(ctx, framework.CreateServerInput{
 				Clients: c, Name: prefix + "-" + az, AvailabilityZone: az, Networks: []servers.Network{{UUID: tn.Network.ID}},
-			}, e2eConfig.GetIntervals("multi-az", "wait-server-active")...)
+			}, suite.E2EConfig.GetIntervals("multi-az", "wait-server-active")...)
 			framework.ExpectServersInAZ(ctx, framework.ExpectServersInAZInput{Clients: c, ServerIDs: []string{s.ID}, AvailabilityZone: az})
 			v := framework.CreateVolume(ctx, framework.CreateVolumeInput{
 				Clients: c, Name: prefix + "-" + az, AvailabilityZone: az,
-			}, e2eConfig.GetIntervals("multi-az", "wait-volume-available")...)
+			}, suite.E2EConfig.GetIntervals("multi-az", "wait-volume-available")...)
 			framework.ExpectVolumesInAZ(ctx, framework.ExpectVolumesInAZInput{Clients: c, VolumeIDs: []string{v.ID}, AvailabilityZone: az})
 		}
 		// The admin view names the compute host: the second zone's server runs on the worker.
-		admin := ds.AdminClients(ctx)
+		admin := suite.DevStack.AdminClients(ctx)
 		pages, err := servers.List(admin.Compute, servers.ListOpts{AllTenants: true, Name: "^" + prefix + "-"}).AllPages(ctx)
 		Expect(err).NotTo(HaveOccurred(), "Couldn't list servers %q as admin", prefix)
 		all, err := servers.ExtractServers(pages)
@@ -68,7 +68,7 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 			if v, ok := os.LookupEnv(name); ok {
 				return v, nil
 			}
-			if v, ok := e2eConfig.Variables[name]; ok {
+			if v, ok := suite.E2EConfig.Variables[name]; ok {
 				return v, nil
 			}
 			return "", fmt.Errorf("variable %s is not set", name)
@@ -96,26 +96,26 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 	})
 
 	It("reaches a server with a floating IP through the bastion dialer", func(ctx SpecContext) {
-		if ds.Environment.Host != "local" {
-			Skip("a port endpoint needs the local host's controller namespace; host is " + ds.Environment.Host)
+		if suite.DevStack.Environment.Host != "local" {
+			Skip("a port endpoint needs the local host's controller namespace; host is " + suite.DevStack.Environment.Host)
 		}
-		c := ds.Clients(ctx)
-		ext := ds.Variables[devstack.VarExternalNetworkID]
+		c := suite.DevStack.Clients(ctx)
+		ext := suite.DevStack.Variables[devstack.VarExternalNetworkID]
 		Expect(ext).NotTo(BeEmpty(), "%s is not set", devstack.VarExternalNetworkID)
 		tn := framework.CreateTenantNetwork(ctx, framework.CreateTenantNetworkInput{Clients: c, Name: prefix, CIDR: "10.94.0.0/24", ExternalNetworkID: ext})
 		port := framework.CreatePort(ctx, framework.CreatePortInput{Clients: c, Name: prefix, NetworkID: tn.Network.ID})
 		framework.CreateServer(ctx, framework.CreateServerInput{
 			Clients: c, Name: prefix, AvailabilityZone: az1, Networks: []servers.Network{{Port: port.ID}},
-		}, e2eConfig.GetIntervals("multi-az", "wait-server-active")...)
+		}, suite.E2EConfig.GetIntervals("multi-az", "wait-server-active")...)
 
 		_, user := newKey()
 		hostPriv, host := newKey()
 		ep := startPortEndpoint(ctx, portEndpointInput{
-			Port: port, Subnet: tn.Subnet, NetworkID: tn.Network.ID, StateDir: ds.Environment.StateDir, AuthorizedKey: user.PublicKey(), HostKey: hostPriv,
+			Port: port, Subnet: tn.Subnet, NetworkID: tn.Network.ID, StateDir: suite.DevStack.Environment.StateDir, AuthorizedKey: user.PublicKey(), HostKey: hostPriv,
 		})
-		waitForPortStatus(ctx, c, port.ID, "ACTIVE", e2eConfig.GetIntervals("multi-az", "wait-port-active")...)
+		waitForPortStatus(ctx, c, port.ID, "ACTIVE", suite.E2EConfig.GetIntervals("multi-az", "wait-port-active")...)
 		fip := framework.CreateFloatingIP(ctx, framework.CreateFloatingIPInput{Clients: c, ExternalNetworkID: ext, PortID: port.ID, Description: prefix})
-		waitForFloatingIPStatus(ctx, c, fip.ID, "ACTIVE", e2eConfig.GetIntervals("multi-az", "wait-floating-ip")...)
+		waitForFloatingIPStatus(ctx, c, fip.ID, "ACTIVE", suite.E2EConfig.GetIntervals("multi-az", "wait-floating-ip")...)
 
 		// The address comes from the cluster's status, as CAPO's log collector reads it.
 		cluster := &unstructured.Unstructured{}
@@ -123,10 +123,10 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 		cluster.SetNamespace("default")
 		cluster.SetName(prefix)
 		Expect(unstructured.SetNestedField(cluster.Object, fip.FloatingIP, "status", "bastion", "floatingIP")).To(Succeed())
-		timeout, err := framework.IntervalTimeout(e2eConfig.GetIntervals("multi-az", "wait-bastion-ssh")...)
+		timeout, err := framework.IntervalTimeout(suite.E2EConfig.GetIntervals("multi-az", "wait-bastion-ssh")...)
 		Expect(err).NotTo(HaveOccurred())
 		b, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
-			Tunnel: ds.Tunnel, OpenStackCluster: cluster, User: "root", Signer: user,
+			Tunnel: suite.DevStack.Tunnel, OpenStackCluster: cluster, User: "root", Signer: user,
 			HostKeyCallback: tunnel.PinnedHostKey(host.PublicKey()), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(host.PublicKey()),
 			Timeout: timeout,
 		})

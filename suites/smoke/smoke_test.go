@@ -26,18 +26,18 @@ var _ = Describe("smoke", Label("smoke"), func() {
 	BeforeEach(func(ctx SpecContext) {
 		// Record whether the worker's zone was already usable: these specs
 		// must not wait for it, and the report shows that they did not.
-		alt := ds.Config().FailureDomainAlt
-		usable, seen := framework.AZUsable(ctx, ds, alt)
+		alt := suite.DevStack.Config().FailureDomainAlt
+		usable, seen := framework.AZUsable(ctx, suite.DevStack, alt)
 		AddReportEntry("second AZ usable at spec start", fmt.Sprintf("%s usable=%t (%s), %s after setup started",
-			alt, usable, seen, time.Since(ds.SetupStarted).Round(time.Millisecond)))
+			alt, usable, seen, time.Since(suite.DevStack.SetupStarted).Round(time.Millisecond)))
 		prefix = framework.UniqueName("sg-smoke")
-		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: ds, NamePrefix: prefix},
-			e2eConfig.GetIntervals("smoke", "wait-teardown")...)
+		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: suite.DevStack, NamePrefix: prefix},
+			suite.E2EConfig.GetIntervals("smoke", "wait-teardown")...)
 	})
 
 	It("issues a keystone token whose catalog has the core services", func(ctx SpecContext) {
-		pc, err := ds.Environment.ProviderClient(ctx, ds.Config().Cloud)
-		Expect(err).NotTo(HaveOccurred(), "Couldn't authenticate as cloud %q", ds.Config().Cloud)
+		pc, err := suite.DevStack.Environment.ProviderClient(ctx, suite.DevStack.Config().Cloud)
+		Expect(err).NotTo(HaveOccurred(), "Couldn't authenticate as cloud %q", suite.DevStack.Config().Cloud)
 		Expect(pc.Token()).NotTo(BeEmpty(), "Keystone issued no token")
 		r, ok := pc.GetAuthResult().(tokens.CreateResult)
 		Expect(ok).To(BeTrue(), "Keystone v3 token expected, got %T", pc.GetAuthResult())
@@ -53,8 +53,8 @@ var _ = Describe("smoke", Label("smoke"), func() {
 	})
 
 	It("creates a network with a router to the external network", func(ctx SpecContext) {
-		c := ds.Clients(ctx)
-		ext := ds.Variables[devstack.VarExternalNetworkID]
+		c := suite.DevStack.Clients(ctx)
+		ext := suite.DevStack.Variables[devstack.VarExternalNetworkID]
 		Expect(ext).NotTo(BeEmpty(), "%s is not set", devstack.VarExternalNetworkID)
 		tn := framework.CreateTenantNetwork(ctx, framework.CreateTenantNetworkInput{Clients: c, Name: prefix, CIDR: "10.90.0.0/24", ExternalNetworkID: ext})
 		r, err := routers.Get(ctx, c.Network, tn.Router.ID).Extract()
@@ -69,23 +69,23 @@ var _ = Describe("smoke", Label("smoke"), func() {
 	})
 
 	It("boots a server in the first availability zone", func(ctx SpecContext) {
-		c := ds.Clients(ctx)
-		az := ds.Config().FailureDomain
+		c := suite.DevStack.Clients(ctx)
+		az := suite.DevStack.Config().FailureDomain
 		tn := framework.CreateTenantNetwork(ctx, framework.CreateTenantNetworkInput{Clients: c, Name: prefix, CIDR: "10.91.0.0/24"})
 		s := framework.CreateServer(ctx, framework.CreateServerInput{
 			Clients: c, Name: prefix, AvailabilityZone: az, Networks: []servers.Network{{UUID: tn.Network.ID}},
-		}, e2eConfig.GetIntervals("smoke", "wait-server-active")...)
+		}, suite.E2EConfig.GetIntervals("smoke", "wait-server-active")...)
 		framework.ExpectServersInAZ(ctx, framework.ExpectServersInAZInput{Clients: c, ServerIDs: []string{s.ID}, AvailabilityZone: az})
 	})
 })
 
 var _ = Describe("leak check", Label("smoke"), func() {
 	It("notices what a spec left behind, unnamed ports and floating IPs included, and only its own", func(ctx SpecContext) {
-		c := ds.Clients(ctx)
-		ext := ds.Variables[devstack.VarExternalNetworkID]
+		c := suite.DevStack.Clients(ctx)
+		ext := suite.DevStack.Variables[devstack.VarExternalNetworkID]
 		Expect(ext).NotTo(BeEmpty(), "%s is not set", devstack.VarExternalNetworkID)
 		prefix := framework.UniqueName("sg-leak")
-		before, err := ds.Environment.Snapshot(ctx)
+		before, err := suite.DevStack.Environment.Snapshot(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		// deleteLater deletes what the spec leaves on purpose, should an
 		// expectation fail before the spec deletes it itself.
@@ -108,21 +108,21 @@ var _ = Describe("leak check", Label("smoke"), func() {
 		Expect(err).NotTo(HaveOccurred(), "Couldn't allocate a floating IP")
 		deleteLater("floating IP "+fip.FloatingIP, func(ctx SpecContext) error { return floatingips.Delete(ctx, c.Network, fip.ID).ExtractErr() })
 
-		leaked, err := framework.LeakedSince(ctx, ds, before, prefix)
+		leaked, err := framework.LeakedSince(ctx, suite.DevStack, before, prefix)
 		Expect(err).NotTo(HaveOccurred())
 		// Neutron gives the floating IP a port of its own (device owner
 		// network:floatingip), which goes with it.
 		Expect(leaked).To(ConsistOf(HaveField("ID", n.ID), HaveField("ID", p.ID), HaveField("ID", fip.ID),
 			And(HaveField("Kind", devstack.KindPort), HaveField("DeviceID", fip.ID))),
 			"The leak check should list network %q, its unnamed port, the floating IP described %q and that IP's own port", prefix, prefix)
-		other, err := framework.LeakedSince(ctx, ds, before, prefix+"-other")
+		other, err := framework.LeakedSince(ctx, suite.DevStack, before, prefix+"-other")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(other).To(BeEmpty(), "Another spec's prefix must not see what %q made", prefix)
 
 		Expect(floatingips.Delete(ctx, c.Network, fip.ID).ExtractErr()).To(Succeed())
 		Expect(ports.Delete(ctx, c.Network, p.ID).ExtractErr()).To(Succeed())
 		Expect(networks.Delete(ctx, c.Network, n.ID).ExtractErr()).To(Succeed())
-		leaked, err = framework.LeakedSince(ctx, ds, before, prefix)
+		leaked, err = framework.LeakedSince(ctx, suite.DevStack, before, prefix)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(leaked).To(BeEmpty(), "Everything %q made was deleted", prefix)
 	})
