@@ -46,12 +46,12 @@
 // are sent once half of a 4 MiB window is used instead of every 96 KiB;
 // packets written while another writer waits leave in one write; and a
 // dial starts no goroutines of its own. Jump's hops use x/crypto/ssh
-// itself, and every public type is x/crypto/ssh's. The SSH socket is read through a 256 KiB buffer and
-// TCP_QUICKACK is re-armed after every read, which removes the ~40 ms
-// stall per new connection that delayed ACKs meet with Nagle's algorithm on
-// sshd's side; proxied connections are copied with a 32 KiB buffer that
-// grows to 256 KiB once a read fills it, so bursts of short connections
-// stay cheap and bulk transfers move in large writes. A proxied connection
-// closes its channel with CLOSE alone once both directions have ended,
-// one packet fewer than EOF then CLOSE.
+// itself, and every public type is x/crypto/ssh's. The SSH socket is read
+// through a 256 KiB buffer and TCP_QUICKACK is re-armed after every read,
+// which removes the ~40 ms stall per new connection that delayed ACKs meet
+// with Nagle's algorithm on sshd's side; proxied connections are copied
+// with a 32 KiB buffer that grows to 256 KiB once a read fills it, so
+// bursts of short connections stay cheap and bulk transfers move in large
+// writes. A proxied connection closes its channel with CLOSE alone once
+// both directions have ended, one packet fewer than EOF then CLOSE.
 package tunnel
