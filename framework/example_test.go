@@ -31,7 +31,9 @@ func ExampleSetupDevStack() {
 		ds = framework.UseDevStack(data) // sets OPENSTACK_CLOUD_YAML_B64 & co. for clusterctl
 	})
 	SynchronizedAfterSuite(func() { _ = ds.Close() }, func(ctx SpecContext) {
-		framework.TearDownDevStack(ctx, framework.TearDownDevStackInput{DevStack: ds, SkipCleanup: flags.SkipCleanup})
+		// The local environment keeps running; a host to delete after the
+		// run takes Host, Down: true and SkipCleanup: flags.SkipCleanup.
+		framework.TearDownDevStack(ctx, framework.TearDownDevStackInput{DevStack: ds})
 	})
 	ReportAfterSuite("JUnit", func(r Report) { framework.WriteJUnitReport(r, "e2e", flags.ArtifactFolder) })
 

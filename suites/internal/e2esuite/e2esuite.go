@@ -2,8 +2,10 @@
 // suites share: process 1 brings the environment up once
 // (framework.SetupDevStack) and every process attaches to it with its own
 // tunnel; after the specs each process closes its tunnel and process 1
-// tears the environment down, collecting its logs; a JUnit report is
-// written; a failed spec's artifacts are collected.
+// collects the environment's logs into <artifacts>/<name>/devstack; a JUnit
+// report is written; a failed spec's artifacts are collected. The
+// environment keeps running for later runs (`make local-down` removes the
+// local one), so -e2e.skip-resource-cleanup changes nothing here.
 //
 // A suite's test file needs only
 //
@@ -63,7 +65,7 @@ func Register(name string) *Suite {
 	}, func(ctx ginkgo.SpecContext) {
 		if s.DevStack != nil {
 			framework.TearDownDevStack(ctx, framework.TearDownDevStackInput{
-				DevStack: s.DevStack, ArtifactFolder: filepath.Join(s.Flags.ArtifactFolder, name), SkipCleanup: s.Flags.SkipCleanup,
+				DevStack: s.DevStack, ArtifactFolder: filepath.Join(s.Flags.ArtifactFolder, name),
 			})
 		}
 	})
