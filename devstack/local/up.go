@@ -52,12 +52,19 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 	defer unlock()
 
 	start := time.Now()
-	if env, herr := h.healthy(ctx, cfg); herr == nil {
+	env, herr := h.healthy(ctx, cfg)
+	if herr == nil {
 		h.progress("reuse", time.Since(start), nil)
 		h.recordTiming("reuse", time.Since(start))
 		return env, nil
-	} else if _, statErr := os.Stat(h.path("environment.json")); statErr == nil && !h.rebuildsFor(cfg) {
-		// A configuration change is announced as a rebuild below instead.
+	}
+	// The variables that differ from those the state was bootstrapped with:
+	// such a state is rebuilt below, not restarted.
+	changed := ""
+	if h.bootstrapped() {
+		changed = h.changedSince(cfg)
+	}
+	if _, statErr := os.Stat(h.path("environment.json")); statErr == nil && changed == "" {
 		h.log.Info("running environment is not healthy; restarting it", "instance", h.instance, "reason", herr.Error())
 		fmt.Fprintf(h.out, "local[%s]: not healthy (%v); restarting\n", h.instance, firstLine(herr.Error()))
 	}
@@ -71,7 +78,7 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 			fmt.Fprintf(h.out, "local[%s]: state is damaged (%v); rebuilding from scratch\n", h.instance, derr)
 			h.log.Info("state is damaged; rebuilding", "instance", h.instance, "reason", derr.Error())
 			_ = h.teardown(context.WithoutCancel(ctx), true)
-		} else if changed := h.changedSince(cfg); changed != "" {
+		} else if changed != "" {
 			// The databases hold the old networks, zones and endpoints: a
 			// restart would serve them under the new configuration.
 			fmt.Fprintf(h.out, "local[%s]: the state was built for another configuration (%s); rebuilding from scratch\n", h.instance, changed)
@@ -101,12 +108,6 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// rebuildsFor reports whether the state was bootstrapped with another
-// configuration than cfg, so Up rebuilds rather than restarts.
-func (h *Host) rebuildsFor(cfg devstack.Config) bool {
-	return h.bootstrapped() && h.changedSince(cfg) != ""
 }
 
 func (h *Host) bootstrapped() bool {
