@@ -18,6 +18,7 @@ import (
 	"maps"
 	"math/big"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -25,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -53,6 +55,11 @@ func attachLocal(ctx context.Context) *devstack.Environment {
 	Expect(err).NotTo(HaveOccurred())
 	env, err := devstack.Up(ctx, devstack.DefaultConfig(), nil, devstack.WithAttach(data), devstack.WithLogger(GinkgoLogr))
 	Expect(err).NotTo(HaveOccurred())
+	// Up returns while the worker still registers. The specs look at a
+	// settled environment: a spec that times a wait out must not race the
+	// APIs' start.
+	Expect(env.Wait(ctx, devstack.ForAvailabilityZone(env.Config.FailureDomain))).To(Succeed())
+	Expect(env.WaitForSecondAZ(ctx)).To(Succeed())
 	return env
 }
 
@@ -111,6 +118,40 @@ var _ = Describe("a running environment", Label("local"), func() {
 			}, "a keystone token", "error: ", "5999"),
 		)
 
+		It("name the API's error and, with it, what the last check that answered saw", func(ctx SpecContext) {
+			// keystone behind a loopback proxy that answers the first token
+			// request and then returns 503, as an API does while it restarts.
+			cy, err := devstack.ParseCloudsYAML(env.CloudsYAML)
+			Expect(err).NotTo(HaveOccurred())
+			cloud, err := cy.Cloud(env.Config.Cloud)
+			Expect(err).NotTo(HaveOccurred())
+			keystone, err := url.Parse(cloud.AuthInfo.AuthURL)
+			Expect(err).NotTo(HaveOccurred())
+			tun, err := env.Tunnel(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(tun.Close)
+			proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: keystone.Scheme, Host: keystone.Host})
+			proxy.Transport = tun.Transport()
+			var tokens atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/auth/tokens") && tokens.Add(1) > 1 {
+					http.Error(w, "keystone is restarting", http.StatusServiceUnavailable)
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			DeferCleanup(srv.Close)
+			e := withCloudsYAML(env, strings.ReplaceAll(string(env.CloudsYAML), keystone.Scheme+"://"+keystone.Host, srv.URL))
+
+			err = devstack.ForCatalog("compute", "nosuchservice").WithTimeout(5*time.Second).WaitUntilReady(ctx, e)
+			var te *devstack.WaitTimeoutError
+			Expect(errors.As(err, &te)).To(BeTrue(), "error: %v", err)
+			Expect(tokens.Load()).To(BeNumerically(">=", 2), "it checked again after the answer")
+			Expect(te.LastSeen).To(HavePrefix("error: "))
+			Expect(te.LastSeen).To(ContainSubstring("503"))
+			Expect(te.LastSeen).To(MatchRegexp(`\(the last check that answered saw: catalog has \[.*compute.*\], missing \[nosuchservice\]\)$`))
+		}, SpecTimeout(2*time.Minute))
+
 		It("stop at once on a 401 and name the user", func(ctx SpecContext) {
 			bad := withCloudsYAML(env, replacePassword(env.CloudsYAML, env.Config.CloudAdmin, "wrong-password"))
 			err := devstack.ForKeystoneToken().WithTimeout(time.Minute).WaitUntilReady(ctx, bad)
@@ -129,7 +170,7 @@ var _ = Describe("a running environment", Label("local"), func() {
 			Expect(err).NotTo(HaveOccurred())
 			compute := *c.Compute
 			compute.Microversion = "2.53" // services by UUID
-			// The worker joins after Up returned; wait for it first.
+			// The zone is up (attachLocal waited for it): the wait passes at once.
 			Expect(env.WaitForSecondAZ(ctx)).To(Succeed())
 			Expect(workerUp(ctx, c, "testaz2")).To(Succeed())
 

@@ -50,7 +50,8 @@ type WaitTimeoutError struct {
 	What string
 	// Waited is how long it was awaited.
 	Waited time.Duration
-	// LastSeen describes the last observation (or the last error).
+	// LastSeen describes the last observation. When the checks after it
+	// failed, it starts with the last error and ends with that observation.
 	LastSeen string
 	// Err is the context's error (deadline exceeded or canceled).
 	Err error
@@ -117,6 +118,9 @@ func (c *Condition) WaitUntilReady(ctx context.Context, env *Environment) error 
 	if timeout <= 0 {
 		timeout = DefaultWaitTimeout
 	}
+	// Taken before the deadline is set, so that a wait its own timeout ends
+	// reports at least that timeout.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cloud := c.cloud
@@ -124,15 +128,14 @@ func (c *Condition) WaitUntilReady(ctx context.Context, env *Environment) error 
 		cloud = env.Config.WithDefaults().CloudAdmin
 	}
 	log := env.state().log.WithValues("wait", c.what)
-	start := time.Now()
 	interval := MinPollInterval
-	seen := "nothing yet (no check completed)"
+	var seen lastSeen
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for attempt := 1; ; attempt++ {
 		select {
 		case <-ctx.Done():
-			return &WaitTimeoutError{What: c.what, Waited: time.Since(start), LastSeen: seen, Err: ctx.Err()}
+			return &WaitTimeoutError{What: c.what, Waited: time.Since(start), LastSeen: seen.String(), Err: ctx.Err()}
 		case <-timer.C:
 		}
 		ok, s, err := c.once(ctx, env, cloud)
@@ -142,20 +145,43 @@ func (c *Condition) WaitUntilReady(ctx context.Context, env *Environment) error 
 		case err != nil:
 			switch {
 			case ctx.Err() == nil:
-				seen = "error: " + err.Error()
+				seen.err = err.Error()
 			case attempt == 1: // the first check did not finish in time: say what it was doing
-				seen = "the first check did not finish in time: " + err.Error()
+				seen.unfinished = err.Error()
 			}
 		case ok:
 			log.V(1).Info("ready", "after", time.Since(start).Round(time.Millisecond).String(), "attempts", attempt)
 			return nil
 		default:
-			seen = s
+			seen = lastSeen{observed: s}
 		}
-		log.V(2).Info("not yet", "seen", seen)
+		log.V(2).Info("not yet", "seen", seen.String())
 		timer.Reset(interval)
 		interval = min(interval*3/2, MaxPollInterval)
 	}
+}
+
+// lastSeen is what a wait saw: its last observation, and the error of the
+// checks that failed since (a restarting API, a dropped connection), so that
+// a timeout names both.
+type lastSeen struct {
+	observed   string
+	err        string
+	unfinished string // the first check's error when the deadline cut it short
+}
+
+func (l lastSeen) String() string {
+	switch {
+	case l.err != "" && l.observed != "":
+		return "error: " + l.err + " (the last check that answered saw: " + l.observed + ")"
+	case l.err != "":
+		return "error: " + l.err
+	case l.observed != "":
+		return l.observed
+	case l.unfinished != "":
+		return "the first check did not finish in time: " + l.unfinished
+	}
+	return "nothing yet (no check completed)"
 }
 
 func (c *Condition) once(ctx context.Context, env *Environment, cloud string) (bool, string, error) {

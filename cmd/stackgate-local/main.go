@@ -25,17 +25,21 @@ import (
 )
 
 func main() {
-	instance := flag.String("instance", local.DefaultInstance, "instance name (namespaces <instance>-controller/-worker unless default)")
-	stateDir := flag.String("state-dir", "", "state directory (default: under the user cache directory)")
-	timeout := flag.Duration("timeout", time.Hour, "bound for the whole command (apt included); raise it for a slow package mirror")
-	e2eConfig := flag.String("e2e.config", "", "e2e configuration whose variables configure up when the process environment does not (default: the embedded data/e2e_conf.yaml, as for the suites)")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] up|down|status|bench\n", os.Args[0])
-		flag.PrintDefaults()
+	// A flag set of its own: the packages it imports (Ginkgo through
+	// framework, controller-runtime) register their test flags and usage
+	// on the process-wide one.
+	flags := flag.NewFlagSet("stackgate-local", flag.ExitOnError)
+	instance := flags.String("instance", local.DefaultInstance, "instance name (namespaces <instance>-controller/-worker unless default)")
+	stateDir := flags.String("state-dir", "", "state directory (default: under the user cache directory)")
+	timeout := flags.Duration("timeout", time.Hour, "bound for the whole command (apt included); raise it for a slow package mirror")
+	e2eConfig := flags.String("e2e.config", "", "e2e configuration whose variables configure up when the process environment does not (default: the embedded data/e2e_conf.yaml, as for the suites)")
+	flags.Usage = func() {
+		fmt.Fprintf(flags.Output(), "usage: %s [flags] up|down|status|bench\n", os.Args[0])
+		flags.PrintDefaults()
 	}
-	flag.Parse()
-	if flag.NArg() != 1 {
-		flag.Usage()
+	_ = flags.Parse(os.Args[1:]) // ExitOnError: a bad flag exits with the usage
+	if flags.NArg() != 1 {
+		flags.Usage()
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,10 +50,10 @@ func main() {
 	if *stateDir != "" {
 		opts = append(opts, local.WithStateDir(*stateDir))
 	}
-	if err := run(ctx, flag.Arg(0), *e2eConfig, opts); err != nil {
+	if err := run(ctx, flags.Arg(0), *e2eConfig, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "stackgate-local:", err)
 		if ctx.Err() == context.DeadlineExceeded {
-			fmt.Fprintf(os.Stderr, "stackgate-local: %s gave up after -timeout %s\n", flag.Arg(0), *timeout)
+			fmt.Fprintf(os.Stderr, "stackgate-local: %s gave up after -timeout %s\n", flags.Arg(0), *timeout)
 		}
 		cancel()
 		os.Exit(1)

@@ -55,6 +55,27 @@ func runCommand(cmd *exec.Cmd) (string, int) {
 	return stderr.String(), 0
 }
 
+var _ = Describe("the stackgate-local command's usage", func() {
+	It("lists its own flags and commands, not the test flags of the packages it imports", func(ctx SpecContext) {
+		bin := buildCommand(ctx)
+		stderr, code := runCommand(exec.CommandContext(ctx, bin, "-h"))
+		Expect(code).To(BeZero(), "exit code of -h")
+		Expect(stderr).To(HavePrefix("usage: " + bin + " [flags] up|down|status|bench\n"))
+		for _, f := range []string{"-instance", "-state-dir", "-timeout", "-e2e.config"} {
+			Expect(stderr).To(ContainSubstring("\n  "+f+" "), "flag %s listed", f)
+		}
+		Expect(stderr).NotTo(ContainSubstring("ginkgo"))
+		Expect(stderr).NotTo(ContainSubstring("kubeconfig"))
+
+		stderr, code = runCommand(exec.CommandContext(ctx, bin))
+		Expect(code).To(Equal(2), "exit code without a command")
+		Expect(stderr).To(HavePrefix("usage: "))
+		stderr, code = runCommand(exec.CommandContext(ctx, bin, "-no-such-flag", "status"))
+		Expect(code).To(Equal(2), "exit code for an unknown flag")
+		Expect(stderr).To(HavePrefix("flag provided but not defined: -no-such-flag\nusage: "))
+	}, NodeTimeout(5*time.Minute))
+})
+
 var _ = Describe("the stackgate-local command on a machine it cannot use", Ordered, func() {
 	var bin string
 
