@@ -143,7 +143,7 @@ var _ = Describe("a running environment", Label("local"), func() {
 			DeferCleanup(srv.Close)
 			e := withCloudsYAML(env, strings.ReplaceAll(string(env.CloudsYAML), keystone.Scheme+"://"+keystone.Host, srv.URL))
 
-			err = devstack.ForCatalog("compute", "nosuchservice").WithTimeout(5*time.Second).WaitUntilReady(ctx, e)
+			err = devstack.ForCatalog("compute", "nosuchservice").WithTimeout(15*time.Second).WaitUntilReady(ctx, e)
 			var te *devstack.WaitTimeoutError
 			Expect(errors.As(err, &te)).To(BeTrue(), "error: %v", err)
 			Expect(tokens.Load()).To(BeNumerically(">=", 2), "it checked again after the answer")
@@ -188,7 +188,9 @@ var _ = Describe("a running environment", Label("local"), func() {
 			}
 			DeferCleanup(func(ctx SpecContext) { enable(ctx) }, NodeTimeout(time.Minute))
 
-			short, cancel := context.WithTimeout(ctx, 3*time.Second)
+			// Room for a first check on a loaded machine: the zone stays down
+			// for the whole wait, whatever its length.
+			short, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
 			err = env.WaitForSecondAZ(short)
 			Expect(err).To(MatchError(ContainSubstring(`availability zone "testaz2"`)))
@@ -199,7 +201,9 @@ var _ = Describe("a running environment", Label("local"), func() {
 			Consistently(done, 2*time.Second, 200*time.Millisecond).ShouldNot(Receive(), "returned while the worker's compute was down")
 			enable(ctx)
 			var werr error
-			Eventually(done, 10*time.Second).Should(Receive(&werr))
+			// Bounds a hang only; how fast the zone is seen is measured by
+			// BenchmarkSecondAZDetection.
+			Eventually(done, time.Minute).Should(Receive(&werr))
 			Expect(werr).NotTo(HaveOccurred())
 			Expect(workerUp(ctx, c, "testaz2")).To(Succeed())
 		}, SpecTimeout(10*time.Minute))

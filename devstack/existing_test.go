@@ -2,7 +2,9 @@ package devstack_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"os"
@@ -70,10 +72,6 @@ var _ = Describe("Existing host validation", func() {
 		read := func(value string) (*devstack.Existing, error) {
 			return devstack.ExistingFromFiles("testdata/clouds-multi.yaml", "", "203.0.113.5:22", "stack", "", value)
 		}
-		_, other := newKeyPair()
-		keyscan := "# 203.0.113.5:22 SSH-2.0-OpenSSH_9.2p1 Debian-2\n" +
-			"203.0.113.5 " + other + // another type's line first, as ssh-keyscan may print it
-			"203.0.113.5 " + strings.TrimSpace(hostKey) + "\n"
 
 		It("takes an authorized_keys line as given", func() {
 			x, err := read(strings.TrimSpace(hostKey) + " root@controller")
@@ -85,12 +83,19 @@ var _ = Describe("Existing host validation", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(x.HostKey).To(Equal(strings.TrimSpace(hostKey)))
 		})
-		It("reads a file of ssh-keyscan's output", func() {
+		It("reads a file of ssh-keyscan's output and pins its ed25519 key", func() {
+			ecdsaKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			Expect(err).NotTo(HaveOccurred())
+			other, err := ssh.NewPublicKey(&ecdsaKey.PublicKey)
+			Expect(err).NotTo(HaveOccurred())
+			keyscan := "# 203.0.113.5:22 SSH-2.0-OpenSSH_9.2p1 Debian-2\n" +
+				"203.0.113.5 " + string(ssh.MarshalAuthorizedKey(other)) + // another type's line first, as ssh-keyscan may print it
+				"203.0.113.5 " + hostKey
 			path := filepath.Join(GinkgoT().TempDir(), "host_key")
 			Expect(os.WriteFile(path, []byte(keyscan), 0o600)).To(Succeed())
 			x, err := read(path)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(x.HostKey).To(Or(Equal(strings.TrimSpace(hostKey)), Equal(strings.TrimSpace(other))))
+			Expect(x.HostKey).To(Equal(strings.TrimSpace(hostKey)))
 			Expect(x.Validate(devstack.DefaultConfig())).To(MatchError(ContainSubstring("PrivateKey is empty")), "only the missing private key is wrong")
 		})
 		It("says when the file holds no key", func() {

@@ -33,9 +33,9 @@ var _ = Describe("wait_for in the rendered lib.sh", func() {
 	}
 
 	It("gives up after its limit, saying what it waited for and what it saw last", func() {
-		out, code := run(30*time.Second, `probe() { echo x >> attempts; echo "attempt $(wc -l < attempts): still down"; return 1; }; wait_for 2 "the impossible" probe`)
+		out, code := run(30*time.Second, `probe() { echo x >> attempts; echo "attempt $(wc -l < attempts): still down"; return 1; }; wait_for 3 "the impossible" probe`)
 		Expect(code).To(Equal(1))
-		Expect(out).To(ContainSubstring("gave up after 2s waiting for the impossible; the last attempt said:"))
+		Expect(out).To(ContainSubstring("gave up after 3s waiting for the impossible; the last attempt said:"))
 		Expect(out).To(MatchRegexp(`attempt [2-9]: still down`))
 		Expect(strings.Count(out, "still down")).To(Equal(1), "only the last attempt's output is shown")
 	})

@@ -38,6 +38,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var err error
 	env, err = host.Up(ctx, devstack.DefaultConfig())
 	Expect(err).NotTo(HaveOccurred(), "bringing the default local environment up")
+	DeferCleanup(env.Close) // the connections its waits open
 	tun = openTunnel(ctx, env)
 }, NodeTimeout(20*time.Minute))
 

@@ -83,6 +83,9 @@ var _ = Describe("the default local environment", Ordered, func() {
 	}, SpecTimeout(11*time.Minute))
 
 	It("boots a server in each availability zone, on that zone's host", func(ctx SpecContext) {
+		// nova lists the worker's zone before placement knows its aggregate:
+		// wait until a server can be scheduled there.
+		Expect(env.WaitForSecondAZ(ctx)).To(Succeed())
 		net := must(networks.Create(ctx, network, networks.CreateOpts{Name: name("net")}).Extract())
 		DeferCleanup(func(ctx SpecContext) { Expect(networks.Delete(ctx, network, net.ID).ExtractErr()).To(Succeed()) })
 		sub := must(subnets.Create(ctx, network, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.99.0.0/24", IPVersion: gophercloud.IPv4}).Extract())

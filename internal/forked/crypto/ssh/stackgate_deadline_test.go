@@ -85,7 +85,8 @@ func TestDialedConnWriteDeadline(t *testing.T) {
 	conn, server := dialedConn(t)
 
 	big := make([]byte, 4*channelWindowSize)
-	if err := conn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+	// Long enough that the writer surely sends the window before it ends.
+	if err := conn.SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
 		t.Fatalf("SetWriteDeadline: %v", err)
 	}
 	type result struct {
@@ -98,7 +99,7 @@ func TestDialedConnWriteDeadline(t *testing.T) {
 	select {
 	case r = <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Write still waiting 10s after its 200ms deadline")
+		t.Fatal("Write still waiting 10s after its 1s deadline")
 	}
 	expectTimeout(t, "Write to a peer that does not read", r.err)
 	if r.n <= 0 || r.n >= len(big) {
