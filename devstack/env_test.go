@@ -121,17 +121,7 @@ var _ = Describe("a running environment", Label("local"), func() {
 		It("name the API's error and, with it, what the last check that answered saw", func(ctx SpecContext) {
 			// keystone behind a loopback proxy that answers the first token
 			// request and then returns 503, as an API does while it restarts.
-			cy, err := devstack.ParseCloudsYAML(env.CloudsYAML)
-			Expect(err).NotTo(HaveOccurred())
-			cloud, err := cy.Cloud(env.Config.Cloud)
-			Expect(err).NotTo(HaveOccurred())
-			keystone, err := url.Parse(cloud.AuthInfo.AuthURL)
-			Expect(err).NotTo(HaveOccurred())
-			tun, err := env.Tunnel(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(tun.Close)
-			proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: keystone.Scheme, Host: keystone.Host})
-			proxy.Transport = tun.Transport()
+			proxy, keystone := keystoneProxy(ctx, env)
 			var tokens atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.HasSuffix(r.URL.Path, "/auth/tokens") && tokens.Add(1) > 1 {
@@ -143,7 +133,7 @@ var _ = Describe("a running environment", Label("local"), func() {
 			DeferCleanup(srv.Close)
 			e := withCloudsYAML(env, strings.ReplaceAll(string(env.CloudsYAML), keystone.Scheme+"://"+keystone.Host, srv.URL))
 
-			err = devstack.ForCatalog("compute", "nosuchservice").WithTimeout(15*time.Second).WaitUntilReady(ctx, e)
+			err := devstack.ForCatalog("compute", "nosuchservice").WithTimeout(15*time.Second).WaitUntilReady(ctx, e)
 			var te *devstack.WaitTimeoutError
 			Expect(errors.As(err, &te)).To(BeTrue(), "error: %v", err)
 			Expect(tokens.Load()).To(BeNumerically(">=", 2), "it checked again after the answer")
@@ -448,17 +438,7 @@ var _ = Describe("a running environment", Label("local"), func() {
 		BeforeEach(func(ctx SpecContext) {
 			var cert tls.Certificate
 			caPEM, cert = newCertificate("127.0.0.1")
-			cy, err := devstack.ParseCloudsYAML(env.CloudsYAML)
-			Expect(err).NotTo(HaveOccurred())
-			cloud, err := cy.Cloud(env.Config.Cloud)
-			Expect(err).NotTo(HaveOccurred())
-			keystone, err := url.Parse(cloud.AuthInfo.AuthURL)
-			Expect(err).NotTo(HaveOccurred())
-			tun, err := env.Tunnel(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(tun.Close)
-			proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: keystone.Scheme, Host: keystone.Host})
-			proxy.Transport = tun.Transport()
+			proxy, keystone := keystoneProxy(ctx, env)
 			srv := httptest.NewUnstartedServer(proxy)
 			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 			srv.Config.ErrorLog = log.New(GinkgoWriter, "TLS proxy: ", 0) // the refused handshake of the spec without the CA
@@ -560,6 +540,24 @@ func (h *countingHost) Down(ctx context.Context) error {
 }
 
 // withCloudsYAML returns a copy of env (without its connections) with another clouds.yaml.
+// keystoneProxy is a reverse proxy to the keystone of env's cloud, through a
+// tunnel of its own (closed after the spec), and keystone's auth_url.
+func keystoneProxy(ctx context.Context, env *devstack.Environment) (*httputil.ReverseProxy, *url.URL) {
+	GinkgoHelper()
+	cy, err := devstack.ParseCloudsYAML(env.CloudsYAML)
+	Expect(err).NotTo(HaveOccurred())
+	cloud, err := cy.Cloud(env.Config.Cloud)
+	Expect(err).NotTo(HaveOccurred())
+	keystone, err := url.Parse(cloud.AuthInfo.AuthURL)
+	Expect(err).NotTo(HaveOccurred())
+	tun, err := env.Tunnel(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(tun.Close)
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: keystone.Scheme, Host: keystone.Host})
+	proxy.Transport = tun.Transport()
+	return proxy, keystone
+}
+
 func withCloudsYAML(env *devstack.Environment, clouds string) *devstack.Environment {
 	GinkgoHelper()
 	b, err := env.Marshal()
