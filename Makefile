@@ -65,7 +65,9 @@ E2E_ARGS ?=
 E2E_SUITES ?= ./suites/smoke ./suites/multiaz
 
 ## e2e: the smoke and multi-az suites on the local DevStack (brought up or reused), JUnit and logs in $(ARTIFACTS).
-##      E2E_GINKGO_FOCUS / E2E_GINKGO_SKIP filter specs, E2E_GINKGO_PARALLEL sets the processes, E2E_ARGS go to the suites.
+##      E2E_GINKGO_FOCUS / E2E_GINKGO_SKIP filter specs, E2E_GINKGO_PARALLEL sets the processes, E2E_GINKGO_TIMEOUT
+##      bounds the run, E2E_GINKGO_ARGS go to ginkgo, E2E_ARGS to the suites (an -e2e.config=<file> there also
+##      configures the local environment brought up first), E2E_SUITES lists the suites.
 ##      With STACKGATE_ENVIRONMENT or USE_EXISTING_DEVSTACK=true the suites attach instead of using the local host;
 ##      STACKGATE_LOCAL_INSTANCE=<name> makes the suites bring up (or reuse) that local instance themselves.
 e2e:
@@ -73,7 +75,7 @@ e2e:
 	@# Compile first, so that the specs start as soon as the controller's API answers.
 	$(foreach s,$(E2E_SUITES),$(GO) test -c -o $(CURDIR)/bin/e2e/$(notdir $(s))/$(notdir $(s)).test $(s) &&) true
 	@if [ -z "$$STACKGATE_ENVIRONMENT$$STACKGATE_LOCAL_INSTANCE" ] && [ "$$USE_EXISTING_DEVSTACK" != "true" ]; then \
-	  $(GO) build -o $(CURDIR)/bin/stackgate-local ./cmd/stackgate-local && $(CURDIR)/bin/stackgate-local up; fi
+	  $(GO) build -o $(CURDIR)/bin/stackgate-local ./cmd/stackgate-local && $(CURDIR)/bin/stackgate-local $(filter -e2e.config=% --e2e.config=%,$(E2E_ARGS)) up; fi
 	$(GINKGO) -v --trace --nodes=$(E2E_GINKGO_PARALLEL) --timeout=$(E2E_GINKGO_TIMEOUT) \
 	  $(if $(E2E_GINKGO_FOCUS),--focus="$(E2E_GINKGO_FOCUS)") $(if $(E2E_GINKGO_SKIP),--skip="$(E2E_GINKGO_SKIP)") \
 	  --output-dir=$(ARTIFACTS) --junit-report=junit.e2e.xml --json-report=report.e2e.json $(E2E_GINKGO_ARGS) \

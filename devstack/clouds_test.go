@@ -151,6 +151,22 @@ region="RegionOne"
 		}
 	})
 
+	It("mask the variables a caller adds when their names say they are secrets, as artifacts do", func() {
+		v := devstack.Variables{
+			"SSH_PRIVATE_KEY": "private-key-value", "API_KEY": "api-key-value", "DB_PASSWD": "passwd-value",
+			"ADMIN_PASSWORD": "password-value", "OS_TOKEN": "token-value", "APP_CREDENTIAL": "credential-value",
+			devstack.VarSSHKeyName: "cluster-api-provider-openstack-sigs-k8s-io", "KUBERNETES_VERSION": "v1.31.0",
+		}
+		for _, s := range []string{v.String(), fmtAll(v)} {
+			for _, secret := range []string{"private-key-value", "api-key-value", "passwd-value", "password-value", "token-value", "credential-value"} {
+				Expect(s).NotTo(ContainSubstring(secret))
+			}
+			Expect(s).To(ContainSubstring("SSH_PRIVATE_KEY=<masked, 17 bytes>\n"))
+			Expect(s).To(ContainSubstring("OPENSTACK_SSH_KEY_NAME=cluster-api-provider-openstack-sigs-k8s-io\n"), "a key's name is no secret")
+			Expect(s).To(ContainSubstring("KUBERNETES_VERSION=v1.31.0\n"))
+		}
+	})
+
 	It("report a missing cloud with the ones that exist", func() {
 		_, err := devstack.VariablesFromCloudsYAML(multi, nil, devstack.Config{Cloud: "nope"})
 		Expect(err).To(MatchError(ContainSubstring(`cloud "nope" not found; known clouds: capo-e2e, capo-e2e-admin, other`)))

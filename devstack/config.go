@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -142,7 +143,12 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 }
 
 // EnvVar is one of the variables ConfigFromEnv reads, with its value.
-type EnvVar struct{ Name, Value string }
+type EnvVar struct {
+	// Name is the variable's name, such as PRIVATE_NETWORK_CIDR.
+	Name string
+	// Value is its value as ConfigFromEnv parses it.
+	Value string
+}
 
 // EnvVars returns c, with its defaults, as the variables ConfigFromEnv
 // reads, in the same order: ConfigFromEnv of them gives c back.
@@ -171,7 +177,8 @@ func (c Config) Routes() []netip.Prefix {
 
 // Validate applies the defaults and reports every problem in c: CIDRs that
 // overlap each other or podman's 10.0.2.0/24, addresses outside the private
-// network, equal addresses or zones, and empty names.
+// network, equal addresses or zones, and a CLUSTER_NAME that cannot name a
+// machine or a Kubernetes object.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	var errs []error
@@ -227,14 +234,18 @@ func (c Config) Validate() error {
 	if c.Cloud == c.CloudAdmin {
 		fail("OPENSTACK_CLOUD and OPENSTACK_CLOUD_ADMIN are both %q; they name two different clouds.yaml entries", c.Cloud)
 	}
-	if strings.ContainsAny(c.Name, " /\t\n") {
-		fail("CLUSTER_NAME %q: use letters, digits and dashes only", c.Name)
+	if !clusterName.MatchString(c.Name) {
+		fail("CLUSTER_NAME %q: use 1-63 lower case letters, digits and dashes, starting and ending with a letter or digit (it names the hosts' machines and Kubernetes objects)", c.Name)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid devstack configuration: %w", err)
 	}
 	return nil
 }
+
+// clusterName is what CLUSTER_NAME may be: a DNS label (RFC 1123), as
+// Kubernetes object names and cloud instance names require.
+var clusterName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 func lastAddr(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr().As4()

@@ -71,6 +71,10 @@ var _ = Describe("Config", func() {
 		Entry("same zone twice", []string{"OPENSTACK_FAILURE_DOMAIN_ALT", "testaz1"}, `both "testaz1"`),
 		Entry("not a CIDR", []string{"FLOATING_RANGE", "172.24.4.0"}, `FLOATING_RANGE="172.24.4.0" is not a CIDR`),
 		Entry("not an address", []string{"CONTROLLER_IP", "controller"}, `CONTROLLER_IP="controller" is not an IP address`),
+		Entry("a cluster name with an underscore", []string{"CLUSTER_NAME", "capo_e2e"}, `CLUSTER_NAME "capo_e2e": use 1-63 lower case letters, digits and dashes`),
+		Entry("a cluster name with capitals", []string{"CLUSTER_NAME", "CAPO"}, `CLUSTER_NAME "CAPO"`),
+		Entry("a cluster name ending in a dash", []string{"CLUSTER_NAME", "capo-"}, `CLUSTER_NAME "capo-"`),
+		Entry("a cluster name with a dot", []string{"CLUSTER_NAME", "capo.e2e"}, `CLUSTER_NAME "capo.e2e"`),
 		Entry("IPv6 networks", []string{"PRIVATE_NETWORK_CIDR", "fd00::/64", "CONTROLLER_IP", "fd00::15", "WORKER_IP", "fd00::16", "FLOATING_RANGE", "fd01::/64"},
 			"PRIVATE_NETWORK_CIDR fd00::/64: only IPv4 is supported", "FLOATING_RANGE fd01::/64: only IPv4 is supported"),
 	)

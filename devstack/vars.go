@@ -66,9 +66,10 @@ func (v Variables) Format(f fmt.State, _ rune) { fmt.Fprint(f, v.String()) }
 // GoString makes %#v print String too.
 func (v Variables) GoString() string { return v.String() }
 
+// looksSecret applies the artifacts' rule (IsSecretName) to the variables
+// a caller adds, except to the names of things such as OPENSTACK_SSH_KEY_NAME.
 func looksSecret(name string) bool {
-	n := strings.ToUpper(name)
-	return strings.Contains(n, "PASSWORD") || strings.Contains(n, "SECRET") || strings.Contains(n, "TOKEN")
+	return IsSecretName(name) && !strings.HasSuffix(strings.ToUpper(name), "_NAME")
 }
 
 // VarsOption changes how variables are computed.

@@ -30,7 +30,14 @@ func ExampleSetupDevStack() {
 		e2eConfig = flags.MustLoadE2EConfig(ctx)
 		ds = framework.UseDevStack(data) // sets OPENSTACK_CLOUD_YAML_B64 & co. for clusterctl
 	})
-	SynchronizedAfterSuite(func() { _ = ds.Close() }, func(ctx SpecContext) {
+	SynchronizedAfterSuite(func() {
+		if ds != nil { // nil when SetupDevStack failed, which said why
+			_ = ds.Close()
+		}
+	}, func(ctx SpecContext) {
+		if ds == nil {
+			return
+		}
 		// The local environment keeps running; a host to delete after the
 		// run takes Host, Down: true and SkipCleanup: flags.SkipCleanup.
 		framework.TearDownDevStack(ctx, framework.TearDownDevStackInput{DevStack: ds})

@@ -27,12 +27,15 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
+// benchInstance is the instance bench builds and measures.
+const benchInstance = "bench"
+
 // bench measures a separate instance "bench" (the default environment is
 // left alone): packages present to API ready, reuse, worker started to
 // testaz2 usable and the environment's peak memory (PSS, sampled during the
 // whole run); then it takes the instance down.
 func bench(ctx context.Context) (err error) {
-	h := local.New(local.WithInstance("bench"), local.WithOutput(os.Stderr), local.WithDeferredWorker())
+	h := local.New(local.WithInstance(benchInstance), local.WithOutput(os.Stderr), local.WithDeferredWorker())
 	cfg := devstack.DefaultConfig()
 	if err := h.Down(ctx); err != nil {
 		return fmt.Errorf("removing a previous bench instance: %w", err)

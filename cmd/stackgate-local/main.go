@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,11 +37,24 @@ func main() {
 	flags.Usage = func() {
 		fmt.Fprintf(flags.Output(), "usage: %s [flags] up|down|status|bench\n", os.Args[0])
 		flags.PrintDefaults()
+		fmt.Fprintf(flags.Output(), "bench builds and measures its own instance %q with the default configuration: only -timeout applies to it.\n", benchInstance)
 	}
 	_ = flags.Parse(os.Args[1:]) // ExitOnError: a bad flag exits with the usage
 	if flags.NArg() != 1 {
 		flags.Usage()
 		os.Exit(2)
+	}
+	if flags.Arg(0) == "bench" {
+		var ignored []string
+		flags.Visit(func(f *flag.Flag) {
+			if f.Name != "timeout" {
+				ignored = append(ignored, "-"+f.Name)
+			}
+		})
+		if len(ignored) > 0 {
+			fmt.Fprintf(os.Stderr, "stackgate-local: bench measures its own instance %q with the default configuration; drop %s, which it would ignore\n", benchInstance, strings.Join(ignored, " "))
+			os.Exit(2)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -55,6 +55,40 @@ func runCommand(cmd *exec.Cmd) (string, int) {
 	return stderr.String(), 0
 }
 
+var _ = Describe("a host for an instance name that cannot name namespaces", func() {
+	It("refuses every operation with the name and the rule, and makes nothing", func(ctx SpecContext) {
+		dir := filepath.Join(GinkgoT().TempDir(), "state")
+		h := local.New(local.WithInstance("Bad_Name"), local.WithStateDir(dir))
+		refused := MatchError(ContainSubstring(`local host: instance name "Bad_Name": use 1-8 lower case letters, digits or dashes`))
+		_, err := h.Up(ctx, devstack.DefaultConfig())
+		Expect(err).To(refused, "Up")
+		Expect(h.Down(ctx)).To(refused, "Down")
+		_, err = h.Status(ctx)
+		Expect(err).To(refused, "Status")
+		Expect(h.StartWorker(ctx)).To(refused, "StartWorker")
+		Expect(h.WaitWorker(ctx, time.Second)).To(refused, "WaitWorker")
+		_, err = h.WorkerStarted()
+		Expect(err).To(refused, "WorkerStarted")
+		_, err = h.Processes(ctx)
+		Expect(err).To(refused, "Processes")
+		_, err = h.Memory(ctx)
+		Expect(err).To(refused, "Memory")
+		_, err = os.Stat(dir)
+		Expect(os.IsNotExist(err)).To(BeTrue(), "no state directory %s made", dir)
+	})
+})
+
+var _ = Describe("a status printed for people", func() {
+	It("names what is left behind when no environment is up, and only then", func() {
+		st := local.Status{Instance: "sgx", StateDir: "/state", Leftovers: []string{"namespace sgx-controller", "process keystone (pid 42)"}}
+		Expect(st.String()).To(ContainSubstring("left behind (no environment is up; down removes them): namespace sgx-controller, process keystone (pid 42)\n"))
+		st.Up = true
+		Expect(st.String()).NotTo(ContainSubstring("left behind"), "an environment that is up is made of them")
+		st.Up, st.Leftovers = false, nil
+		Expect(st.String()).NotTo(ContainSubstring("left behind"))
+	})
+})
+
 var _ = Describe("the stackgate-local command's usage", func() {
 	It("lists its own flags and commands, not the test flags of the packages it imports", func(ctx SpecContext) {
 		bin := buildCommand(ctx)
@@ -64,6 +98,7 @@ var _ = Describe("the stackgate-local command's usage", func() {
 		for _, f := range []string{"-instance", "-state-dir", "-timeout", "-e2e.config"} {
 			Expect(stderr).To(ContainSubstring("\n  "+f+" "), "flag %s listed", f)
 		}
+		Expect(stderr).To(ContainSubstring(`bench builds and measures its own instance "bench" with the default configuration: only -timeout applies to it.`))
 		Expect(stderr).NotTo(ContainSubstring("ginkgo"))
 		Expect(stderr).NotTo(ContainSubstring("kubeconfig"))
 
@@ -73,6 +108,10 @@ var _ = Describe("the stackgate-local command's usage", func() {
 		stderr, code = runCommand(exec.CommandContext(ctx, bin, "-no-such-flag", "status"))
 		Expect(code).To(Equal(2), "exit code for an unknown flag")
 		Expect(stderr).To(HavePrefix("flag provided but not defined: -no-such-flag\nusage: "))
+		// Refused before anything is built: the bench instance is not this one.
+		stderr, code = runCommand(exec.CommandContext(ctx, bin, "-instance", "sgbench", "-e2e.config", "/nonexistent.yaml", "bench"))
+		Expect(code).To(Equal(2), "exit code for bench with flags it ignores")
+		Expect(stderr).To(Equal("stackgate-local: bench measures its own instance \"bench\" with the default configuration; drop -e2e.config -instance, which it would ignore\n"))
 	}, NodeTimeout(5*time.Minute))
 })
 

@@ -84,5 +84,10 @@ func (s *Status) String() string {
 	if !s.WorkerStarted.IsZero() {
 		fmt.Fprintf(&b, "worker started %s; registration: %s\n", s.WorkerStarted.Format(time.RFC3339), s.WorkerRegistration)
 	}
+	// Of an environment that is up, these are its parts; without one, what
+	// an interrupted Up or Down left behind.
+	if !s.Up && len(s.Leftovers) > 0 {
+		fmt.Fprintf(&b, "left behind (no environment is up; down removes them): %s\n", strings.Join(s.Leftovers, ", "))
+	}
 	return b.String()
 }

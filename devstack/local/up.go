@@ -276,6 +276,9 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 // StartWorker starts the worker's services and its detached registration
 // (for an environment brought up WithDeferredWorker, or to restart it).
 func (h *Host) StartWorker(ctx context.Context) error {
+	if h.err != nil {
+		return h.err
+	}
 	unlock, err := h.lock("start-worker")
 	if err != nil {
 		return err
@@ -311,6 +314,9 @@ func (h *Host) startWorker(cfg devstack.Config) error {
 
 // WorkerStarted returns when the worker's services were last started.
 func (h *Host) WorkerStarted() (time.Time, error) {
+	if h.err != nil {
+		return time.Time{}, h.err
+	}
 	b, err := os.ReadFile(h.path("run", "worker-started"))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("the worker has not been started: %w", err)
