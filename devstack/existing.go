@@ -31,41 +31,88 @@ type Existing struct {
 	// ControllerName and WorkerName are the nodes' host names as OpenStack
 	// services report them (optional; used to label logs).
 	ControllerName, WorkerName string
+	// Names are what the user set the fields as, for Validate's errors.
+	Names ExistingNames
+}
+
+// ExistingNames are the names under which a user gave an Existing host's
+// settings (environment variables, flags), so that errors name what the
+// user set. An empty name stands for the Existing field's own name.
+type ExistingNames struct {
+	CloudsYAML, CACert, Address, User, PrivateKey, HostKey string
+}
+
+// fieldName returns the user's name for an Existing field, or the field's own.
+func fieldName(given, field string) string {
+	if given != "" {
+		return given
+	}
+	return field
+}
+
+// fieldError prefixes err with the user's name for the field it is about, if
+// there is one.
+func fieldError(given string, err error) error {
+	if given == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", given, err)
 }
 
 var _ Host = (*Existing)(nil)
 
+// ExistingFiles says where ExistingFromFiles finds an Existing host's
+// settings.
+type ExistingFiles struct {
+	// CloudsYAML is the path of the clouds.yaml.
+	CloudsYAML string
+	// CACert is the path of the CA bundle the clouds.yaml's cacert names (optional).
+	CACert string
+	// Address is the controller's sshd as host:port.
+	Address string
+	// User is the SSH login on the controller.
+	User string
+	// PrivateKey is the path of the user's private key.
+	PrivateKey string
+	// HostKey is the controller's host key: an authorized_keys line, a line
+	// as ssh-keyscan prints it, or the path of a file holding such lines.
+	HostKey string
+	// Names are what the user set these as; errors name them.
+	Names ExistingNames
+}
+
 // ExistingFromFiles reads an Existing host's clouds.yaml, optional CA
-// bundle, private key and host key (an authorized_keys line, or a file
-// holding one) from files.
-func ExistingFromFiles(cloudsYAML, caCert, address, user, privateKey, hostKey string) (*Existing, error) {
-	e := &Existing{Address: address, User: user}
+// bundle, private key and host key from files. The host keeps f.Names for
+// Validate.
+func ExistingFromFiles(f ExistingFiles) (*Existing, error) {
+	e := &Existing{Address: f.Address, User: f.User, Names: f.Names}
 	var errs []error
-	read := func(field, path string, dst *[]byte) {
+	read := func(what, path string, dst *[]byte) {
 		if path == "" {
 			return
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("existing host: %s: %w", field, err))
+			errs = append(errs, fmt.Errorf("existing host: %s: %w", what, err))
 			return
 		}
 		*dst = b
 	}
-	read("clouds.yaml", cloudsYAML, &e.CloudsYAML)
-	read("CA bundle", caCert, &e.CACert)
-	read("private key", privateKey, &e.PrivateKey)
-	if line, ok := hostKeyLine([]byte(hostKey)); ok {
+	read(fieldName(f.Names.CloudsYAML, "clouds.yaml"), f.CloudsYAML, &e.CloudsYAML)
+	read(fieldName(f.Names.CACert, "CA bundle"), f.CACert, &e.CACert)
+	read(fieldName(f.Names.PrivateKey, "private key"), f.PrivateKey, &e.PrivateKey)
+	hostKeyName := fieldName(f.Names.HostKey, "host key")
+	if line, ok := hostKeyLine([]byte(f.HostKey)); ok {
 		e.HostKey = line
-	} else if strings.ContainsAny(strings.TrimSpace(hostKey), " \t") {
-		e.HostKey = hostKey // a key line that does not parse: Validate says so
-	} else if hostKey != "" {
+	} else if strings.ContainsAny(strings.TrimSpace(f.HostKey), " \t") {
+		e.HostKey = f.HostKey // a key line that does not parse: Validate says so
+	} else if f.HostKey != "" {
 		var b []byte
-		read("host key", hostKey, &b)
+		read(hostKeyName, f.HostKey, &b)
 		if line, ok := hostKeyLine(b); ok {
 			e.HostKey = line
 		} else if b != nil {
-			errs = append(errs, fmt.Errorf("existing host: host key: %s holds no SSH public key: write the controller's key into it as an authorized_keys line or as ssh-keyscan prints it", hostKey))
+			errs = append(errs, fmt.Errorf("existing host: %s: %s holds no SSH public key: write the controller's key into it as an authorized_keys line or as ssh-keyscan prints it", hostKeyName, f.HostKey))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -114,39 +161,43 @@ func (x *Existing) Name() string { return "existing" }
 func (x *Existing) Validate(cfg Config) error {
 	cfg = cfg.WithDefaults()
 	var errs []error
+	n := x.Names
 	if len(x.CloudsYAML) == 0 {
-		errs = append(errs, errors.New("CloudsYAML is empty: pass the clouds.yaml of the environment"))
+		errs = append(errs, fmt.Errorf("%s is empty: pass the clouds.yaml of the environment", fieldName(n.CloudsYAML, "CloudsYAML")))
 	} else if cy, err := ParseCloudsYAML(x.CloudsYAML); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fieldError(n.CloudsYAML, err))
 	} else {
-		for _, name := range []string{cfg.Cloud, cfg.CloudAdmin} {
-			if _, err := cy.Cloud(name); err != nil {
-				errs = append(errs, fmt.Errorf("%w (set OPENSTACK_CLOUD / OPENSTACK_CLOUD_ADMIN to clouds that exist)", err))
+		for _, cloud := range []string{cfg.Cloud, cfg.CloudAdmin} {
+			if _, err := cy.Cloud(cloud); err != nil {
+				errs = append(errs, fieldError(n.CloudsYAML, fmt.Errorf("%w (set OPENSTACK_CLOUD / OPENSTACK_CLOUD_ADMIN to clouds that exist)", err)))
 			}
 		}
 	}
+	address := fieldName(n.Address, "Address")
 	if x.Address == "" {
-		errs = append(errs, errors.New("Address is empty: set it to the controller's sshd as host:port, e.g. 203.0.113.5:22"))
+		errs = append(errs, fmt.Errorf("%s is empty: set it to the controller's sshd as host:port, e.g. 203.0.113.5:22", address))
 	} else if _, _, err := net.SplitHostPort(x.Address); err != nil {
-		errs = append(errs, fmt.Errorf("Address %q is not host:port: add the port, e.g. %s:22", x.Address, x.Address))
+		errs = append(errs, fmt.Errorf("%s %q is not host:port: add the port, e.g. %s:22", address, x.Address, x.Address))
 	}
 	if x.User == "" {
-		errs = append(errs, errors.New("User is empty: set the SSH login on the controller"))
+		errs = append(errs, fmt.Errorf("%s is empty: set the SSH login on the controller", fieldName(n.User, "User")))
 	}
+	privateKey := fieldName(n.PrivateKey, "PrivateKey")
 	if len(x.PrivateKey) == 0 {
-		errs = append(errs, errors.New("PrivateKey is empty: pass the PEM private key the controller accepts"))
+		errs = append(errs, fmt.Errorf("%s is empty: pass the PEM private key the controller accepts", privateKey))
 	} else if _, err := ssh.ParsePrivateKey(x.PrivateKey); err != nil {
 		var missing *ssh.PassphraseMissingError
 		if errors.As(err, &missing) {
-			errs = append(errs, errors.New("PrivateKey is protected by a passphrase: pass a key without one"))
+			errs = append(errs, fmt.Errorf("%s is protected by a passphrase: pass a key without one", privateKey))
 		} else {
-			errs = append(errs, fmt.Errorf("PrivateKey cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", err))
+			errs = append(errs, fmt.Errorf("%s cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", privateKey, err))
 		}
 	}
+	hostKey := fieldName(n.HostKey, "HostKey")
 	if x.HostKey == "" {
-		errs = append(errs, errors.New("HostKey is empty: pass the controller's host key as an authorized_keys line (ssh-keyscan prints it)"))
+		errs = append(errs, fmt.Errorf("%s is empty: pass the controller's host key as an authorized_keys line (ssh-keyscan prints it)", hostKey))
 	} else if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(x.HostKey)); err != nil {
-		errs = append(errs, fmt.Errorf("HostKey cannot be parsed (%v): pass an authorized_keys line such as \"ssh-ed25519 AAAA...\"", err))
+		errs = append(errs, fmt.Errorf("%s cannot be parsed (%v): pass an authorized_keys line such as \"ssh-ed25519 AAAA...\"", hostKey, err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("existing host: %w", err)

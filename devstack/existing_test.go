@@ -66,11 +66,35 @@ var _ = Describe("Existing host validation", func() {
 		Entry("several at once", func(x *devstack.Existing) { x.User, x.Address = "", "" }, devstack.DefaultConfig(), "User is empty", "Address is empty"),
 	)
 
+	It("names each setting as the user gave it, when it knows the name", func() {
+		x := valid
+		x.Names = devstack.ExistingNames{CloudsYAML: "MY_CLOUDS", Address: "MY_ADDRESS", User: "MY_USER", PrivateKey: "MY_KEY", HostKey: "MY_HOST_KEY"}
+		x.CloudsYAML = []byte("clouds:\n  a: [\n")
+		x.Address, x.User, x.PrivateKey, x.HostKey = "198.19.0.1", "", []byte("not a key"), "ssh-ed25519 !!!"
+		err := x.Validate(devstack.DefaultConfig())
+		Expect(err).To(HaveOccurred())
+		for _, want := range []string{"MY_CLOUDS: clouds.yaml line 2", `MY_ADDRESS "198.19.0.1" is not host:port`, "MY_USER is empty", "MY_KEY cannot be parsed", "MY_HOST_KEY cannot be parsed"} {
+			Expect(err.Error()).To(ContainSubstring(want))
+		}
+		for _, field := range []string{"Address ", "User ", "PrivateKey ", "HostKey "} {
+			Expect(err.Error()).NotTo(ContainSubstring(field), "the Go field's name, which this user never set")
+		}
+	})
+
+	It("names the setting of a file it cannot read", func() {
+		_, err := devstack.ExistingFromFiles(devstack.ExistingFiles{
+			CloudsYAML: "testdata/clouds-multi.yaml", Address: "203.0.113.5:22", User: "stack",
+			PrivateKey: filepath.Join(GinkgoT().TempDir(), "missing"), HostKey: "ssh-ed25519 AAAA",
+			Names: devstack.ExistingNames{PrivateKey: "MY_KEY"},
+		})
+		Expect(err).To(MatchError(And(ContainSubstring("MY_KEY: open "), ContainSubstring("no such file"))))
+	})
+
 	Describe("reading the host key", func() {
 		var hostKey string
 		BeforeEach(func() { _, hostKey = newKeyPair() })
 		read := func(value string) (*devstack.Existing, error) {
-			return devstack.ExistingFromFiles("testdata/clouds-multi.yaml", "", "203.0.113.5:22", "stack", "", value)
+			return devstack.ExistingFromFiles(devstack.ExistingFiles{CloudsYAML: "testdata/clouds-multi.yaml", Address: "203.0.113.5:22", User: "stack", HostKey: value})
 		}
 
 		It("takes an authorized_keys line as given", func() {

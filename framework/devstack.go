@@ -193,8 +193,9 @@ func HostFromEnv(log logr.Logger) (devstack.Host, error) {
 		}
 		return local.New(opts...), nil
 	}
+	names := existingEnv
 	var missing []string
-	for _, v := range []string{"STACKGATE_CLOUDS_YAML", "STACKGATE_SSH_ADDRESS", "STACKGATE_SSH_USER", "STACKGATE_SSH_PRIVATE_KEY", "STACKGATE_SSH_HOST_KEY"} {
+	for _, v := range []string{names.CloudsYAML, names.Address, names.User, names.PrivateKey, names.HostKey} {
 		if os.Getenv(v) == "" {
 			missing = append(missing, v)
 		}
@@ -202,9 +203,26 @@ func HostFromEnv(log logr.Logger) (devstack.Host, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s=true but %v are not set: set them to the clouds.yaml file, the controller's host:port, the SSH user, the private key file and the host key (file or authorized_keys line)", EnvUseExisting, missing)
 	}
-	return devstack.ExistingFromFiles(os.Getenv("STACKGATE_CLOUDS_YAML"), os.Getenv("STACKGATE_CACERT"),
-		os.Getenv("STACKGATE_SSH_ADDRESS"), os.Getenv("STACKGATE_SSH_USER"),
-		os.Getenv("STACKGATE_SSH_PRIVATE_KEY"), os.Getenv("STACKGATE_SSH_HOST_KEY"))
+	return devstack.ExistingFromFiles(devstack.ExistingFiles{
+		CloudsYAML: os.Getenv(names.CloudsYAML),
+		CACert:     os.Getenv(names.CACert),
+		Address:    os.Getenv(names.Address),
+		User:       os.Getenv(names.User),
+		PrivateKey: os.Getenv(names.PrivateKey),
+		HostKey:    os.Getenv(names.HostKey),
+		Names:      names,
+	})
+}
+
+// existingEnv names the variables HostFromEnv reads; the Existing host's
+// errors name them too.
+var existingEnv = devstack.ExistingNames{
+	CloudsYAML: "STACKGATE_CLOUDS_YAML",
+	CACert:     "STACKGATE_CACERT",
+	Address:    "STACKGATE_SSH_ADDRESS",
+	User:       "STACKGATE_SSH_USER",
+	PrivateKey: "STACKGATE_SSH_PRIVATE_KEY",
+	HostKey:    "STACKGATE_SSH_HOST_KEY",
 }
 
 // DevStack is one process's view of the shared environment: its own tunnel
