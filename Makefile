@@ -5,14 +5,21 @@ GINKGO ?= $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 ARTIFACTS ?= $(CURDIR)/_artifacts
 export ARTIFACTS
 
-.PHONY: test test-deps lint bench bench-tunnel bench-devstack
+.PHONY: test test-race test-deps lint bench bench-tunnel bench-devstack
 
 ## test: every test suite, what CI runs. Test binaries are built in parallel, then run
 ##       one package at a time: the packages that use the local DevStack share one
-##       environment (brought up by the first, reused by the others).
+##       environment (brought up by the first, reused by the others). The tunnel's
+##       suite then runs again under the race detector (test-race).
 test: test-deps lint envtest
 	$(GO) test -count=1 -run '^$$' ./... >/dev/null
 	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" $(GO) test -p 1 -count=1 -timeout 85m $(TEST_ARGS) ./...
+	$(MAKE) --no-print-directory test-race
+
+## test-race: the tunnel's suite (every byte a test routes, its keepalive, re-dial and
+##            Close) under the race detector.
+test-race: test-deps
+	$(GO) test -race -count=1 -timeout 10m $(TEST_ARGS) ./tunnel/
 
 ## test-deps: the Debian packages the tests use, installed when missing (hack/test-deps.sh).
 test-deps:
