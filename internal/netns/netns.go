@@ -160,10 +160,14 @@ func (t *Topology) AddBridge(ctx context.Context, br Link) error {
 	return configure(ctx, br)
 }
 
-// AddVeth creates a veth pair, moves each end into its namespace, configures
-// addresses and bridge ports, and brings both ends up.
+// AddVeth creates a veth pair with each end in its namespace, configures
+// addresses and bridge ports, and brings both ends up. The pair is made in
+// one step, ends already in place: an interrupted AddVeth leaves no end in
+// the root namespace that cleanup would look for elsewhere.
 func (t *Topology) AddVeth(ctx context.Context, a, b Link) error {
-	if err := (*Namespace)(nil).IP(ctx, "link", "add", a.Name, "type", "veth", "peer", "name", b.Name); err != nil {
+	args := append([]string{"link", "add", a.Name}, a.Namespace.netnsArg()...)
+	args = append(append(args, "type", "veth", "peer", "name", b.Name), b.Namespace.netnsArg()...)
+	if err := (*Namespace)(nil).IP(ctx, args...); err != nil {
 		return fmt.Errorf("creating veth pair %s/%s: %w", a.Name, b.Name, err)
 	}
 	// Deleting either end deletes the pair; a deleted namespace takes its ends along.
@@ -171,16 +175,20 @@ func (t *Topology) AddVeth(ctx context.Context, a, b Link) error {
 		return errors.Join(DeleteLink(ctx, a.Namespace, a.Name), DeleteLink(ctx, b.Namespace, b.Name))
 	})
 	for _, l := range []Link{a, b} {
-		if l.Namespace != nil {
-			if err := (*Namespace)(nil).IP(ctx, "link", "set", l.Name, "netns", l.Namespace.Name); err != nil {
-				return fmt.Errorf("moving %s into %s: %w", l.Name, l.Namespace.Name, err)
-			}
-		}
 		if err := configure(ctx, l); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// netnsArg is the `netns NAME` argument of `ip link add` that puts a new
+// link into n (none for the root namespace).
+func (n *Namespace) netnsArg() []string {
+	if n == nil {
+		return nil
+	}
+	return []string{"netns", n.Name}
 }
 
 func configure(ctx context.Context, l Link) error {
