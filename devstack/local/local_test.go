@@ -27,6 +27,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
 
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
@@ -181,20 +182,38 @@ var _ = Describe("the default local environment", Ordered, func() {
 		before := must(host.Status(ctx))
 		again := must(host.Up(ctx, devstack.DefaultConfig()))
 		Expect(again.SSH.HostKey).To(Equal(env.SSH.HostKey))
-		after := must(host.Status(ctx))
-		pid := func(s *local.Status, name string) int {
-			for _, svc := range s.Services {
-				if svc.Name == name && svc.Running {
-					return svc.PID
-				}
-			}
-			return 0
-		}
-		for _, svc := range []string{"keystone", "mariadb", "nova-api", "neutron-server", "sshd"} {
-			Expect(pid(after, svc)).To(And(Not(BeZero()), Equal(pid(before, svc))), "%s kept running with the same pid", svc)
-		}
+		expectSamePIDs(before, must(host.Status(ctx)))
+	}, SpecTimeout(2*time.Minute))
+
+	It("leaves the running environment alone when Up is interrupted while it looks at it", func(ctx SpecContext) {
+		before := must(host.Status(ctx))
+		out := gbytes.NewBuffer()
+		interrupted, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := local.New(local.WithOutput(out)).Up(interrupted, devstack.DefaultConfig())
+		Expect(err).To(MatchError(context.Canceled))
+		Expect(err).To(MatchError(ContainSubstring("checking the running environment")))
+		Expect(string(out.Contents())).NotTo(ContainSubstring("restarting"), "an interrupted look is no sign of an unhealthy environment")
+		expectSamePIDs(before, must(host.Status(ctx)))
 	}, SpecTimeout(2*time.Minute))
 })
+
+// expectSamePIDs expects the main services to run in after with the pids
+// they had in before.
+func expectSamePIDs(before, after *local.Status) {
+	GinkgoHelper()
+	pid := func(s *local.Status, name string) int {
+		for _, svc := range s.Services {
+			if svc.Name == name && svc.Running {
+				return svc.PID
+			}
+		}
+		return 0
+	}
+	for _, svc := range []string{"keystone", "mariadb", "nova-api", "neutron-server", "sshd"} {
+		Expect(pid(after, svc)).To(And(Not(BeZero()), Equal(pid(before, svc))), "%s kept running with the same pid", svc)
+	}
+}
 
 // A separate instance, so the default environment stays up.
 var _ = Describe("a separate local instance", Ordered, Label("destructive"), func() {

@@ -58,6 +58,11 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 		h.recordTiming("reuse", time.Since(start))
 		return env, nil
 	}
+	if err := ctx.Err(); err != nil {
+		// Interrupted while looking: nothing is known to be unhealthy, and
+		// nothing was started.
+		return nil, fmt.Errorf("checking the running environment: %w", err)
+	}
 	// The variables that differ from those the state was bootstrapped with:
 	// such a state is rebuilt below, not restarted.
 	changed := ""
