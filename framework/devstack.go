@@ -146,7 +146,7 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 }
 
 // ConfigFromE2EConfig reads the DevStack configuration as clusterctl's
-// E2EConfig.GetVariable reads a variable: each of the variables
+// E2EConfig.GetVariableOrEmpty reads a variable: each of the variables
 // devstack.ConfigFromEnv names from the process environment, else from
 // conf.Variables (conf may be nil). Unset variables take CAPO's defaults; the
 // result is validated, and an invalid value is reported with the variable's
@@ -330,10 +330,17 @@ type TearDownDevStackInput struct {
 	SkipCleanup bool
 	// CollectTimeout bounds the log collection (default DefaultCollectTimeout).
 	CollectTimeout time.Duration
+	// DownTimeout bounds the deletion (default DefaultDownTimeout). The
+	// deletion runs to its end or this bound even when ctx ends first (an
+	// interrupted suite): an interrupt must not leave the environment behind.
+	DownTimeout time.Duration
 }
 
 // DefaultCollectTimeout bounds a log collection whose input sets no timeout.
 const DefaultCollectTimeout = 5 * time.Minute
+
+// DefaultDownTimeout bounds a deletion whose input sets no timeout.
+const DefaultDownTimeout = 15 * time.Minute
 
 // TearDownDevStack collects the environment's logs, configuration (secrets
 // redacted) and resource dumps into the artifact folder, closes this
@@ -370,7 +377,13 @@ func TearDownDevStack(ctx context.Context, input TearDownDevStackInput) {
 		return
 	}
 	gomega.Expect(input.Host).NotTo(gomega.BeNil(), "Invalid argument. input.Host can't be nil when input.Down is set")
-	gomega.Expect(input.Host.Down(ctx)).To(gomega.Succeed(), "Couldn't delete DevStack %q on host %s", input.DevStack.Config().Name, input.Host.Name())
+	downTimeout := input.DownTimeout
+	if downTimeout <= 0 {
+		downTimeout = DefaultDownTimeout
+	}
+	downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), downTimeout)
+	defer cancel()
+	gomega.Expect(input.Host.Down(downCtx)).To(gomega.Succeed(), "Couldn't delete DevStack %q on host %s within %s", input.DevStack.Config().Name, input.Host.Name(), downTimeout)
 }
 
 // ArtifactFolder returns $ARTIFACTS, or DefaultArtifactFolder when unset.
