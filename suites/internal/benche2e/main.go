@@ -80,10 +80,12 @@ func run(ctx context.Context, timeout time.Duration, name string, procs int, foc
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "e2e", fmt.Sprintf("E2E_GINKGO_PARALLEL=%d", procs), "E2E_GINKGO_FOCUS="+focus, "ARTIFACTS="+abs)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// On a timeout make is interrupted as by Ctrl-C, so it stops the suites
-	// it started and their cleanups run; it is killed if it has not exited
-	// two minutes later.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	// On a timeout or an interrupt make and the suites it started are
+	// interrupted as by Ctrl-C in a terminal: the whole process group gets
+	// SIGINT (make passes on only SIGTERM), so the suites' cleanups run.
+	// make is killed if it has not exited two minutes later.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.WaitDelay = 2 * time.Minute
 	start := time.Now()
 	runErr := cmd.Run()
