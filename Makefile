@@ -5,14 +5,18 @@ GINKGO ?= $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 ARTIFACTS ?= $(CURDIR)/_artifacts
 export ARTIFACTS
 
-.PHONY: test test-race test-deps lint bench bench-tunnel bench-devstack
+.PHONY: help test test-race test-deps lint bench bench-tunnel bench-devstack
 
-## test: every test suite, what CI runs. Test binaries are built in parallel, then run
-##       one package at a time: the packages that use the local DevStack share one
-##       environment (brought up by the first, reused by the others). The tunnel's
+## help: this list.
+help:
+	@sed -n 's/^## \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+## test: every test suite, what CI runs. Test binaries are built in parallel (none runs),
+##       then run one package at a time: the packages that use the local DevStack share
+##       one environment (brought up by the first, reused by the others). The tunnel's
 ##       suite then runs again under the race detector (test-race).
 test: test-deps lint envtest
-	$(GO) test -count=1 -run '^$$' ./... >/dev/null
+	$(GO) test -count=1 -exec /bin/true ./... >/dev/null
 	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" $(GO) test -p 1 -count=1 -timeout 85m $(TEST_ARGS) ./...
 	$(MAKE) --no-print-directory test-race
 
@@ -35,7 +39,8 @@ lint:
 ## bench: tunnel and environment benchmarks, side by side.
 bench: bench-tunnel bench-local bench-devstack bench-e2e
 
-## bench-tunnel: direct, OpenSSH -L, sshuttle and stackgate's tunnel on one topology.
+## bench-tunnel: direct routing, OpenSSH -L and -D, sshuttle, and stackgate's tunnel in-process and through
+##               its SOCKS5 / HTTP CONNECT port, on one topology; BENCH_TUNNEL_ARGS go to the bench (-h lists them).
 bench-tunnel:
 	$(GO) run ./tunnel/internal/bench $(BENCH_TUNNEL_ARGS)
 

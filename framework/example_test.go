@@ -40,7 +40,7 @@ func ExampleSetupDevStack() {
 		}
 		// The local environment keeps running; a host to delete after the
 		// run takes Host, Down: true and SkipCleanup: flags.SkipCleanup.
-		framework.TearDownDevStack(ctx, framework.TearDownDevStackInput{DevStack: ds})
+		framework.TearDownDevStack(ctx, framework.TearDownDevStackInput{DevStack: ds, ArtifactFolder: flags.ArtifactFolder})
 	})
 	ReportAfterSuite("JUnit", func(r Report) { framework.WriteJUnitReport(r, "e2e", flags.ArtifactFolder) })
 

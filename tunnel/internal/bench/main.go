@@ -9,7 +9,7 @@
 // burst of parallel connections. Every figure is also given as a ratio to
 // OpenSSH's -L. Run it as root:
 //
-//	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-parallel 100] [-rounds 5] [-bursts 5]
+//	go run ./tunnel/internal/bench [-size 1073741824] [-sshuttle-size 268435456] [-conns 1000] [-gap 0] [-parallel 100] [-rounds 5] [-bursts 5]
 //
 // sshuttle is measured first and alone (its firewall rules would capture
 // the direct path); the other paths then take turns round by round in a
@@ -51,6 +51,7 @@ type setup struct {
 	Size           int64
 	SshuttleSize   int64
 	Conns          int
+	Gap            time.Duration // pause between the time-to-first-byte connections
 	Parallel       int
 	Bursts         int // parallel bursts per path and round
 	Rounds         int
@@ -73,6 +74,7 @@ func main() {
 	size := flag.Int64("size", 1<<30, "bytes moved in each direction by the bulk transfers")
 	sshuttleSize := flag.Int64("sshuttle-size", 256<<20, "bytes moved each way through sshuttle, which moves only tens of MB/s")
 	conns := flag.Int("conns", 1000, "new connections for the time-to-first-byte figures")
+	gap := flag.Duration("gap", 0, "pause before each time-to-first-byte connection (e.g. 5ms: connections that find the client side idle, as kubectl's and gophercloud's requests often do; 0: back to back)")
 	rounds := flag.Int("rounds", 5, "bulk transfers per path; the median is shown (sshuttle: one)")
 	bursts := flag.Int("bursts", 5, "parallel bursts per path in each round, each on a settled machine: a burst lasts tens of milliseconds, so one per round is too few samples for a stable median")
 	parallel := flag.Int("parallel", 100, "connections in the parallel burst")
@@ -85,7 +87,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, setup{Size: *size, SshuttleSize: *sshuttleSize, Conns: *conns, Parallel: *parallel, Bursts: max(1, *bursts), Rounds: max(1, *rounds), Skip: skip,
+	if err := run(ctx, setup{Size: *size, SshuttleSize: *sshuttleSize, Conns: *conns, Gap: *gap, Parallel: *parallel, Bursts: max(1, *bursts), Rounds: max(1, *rounds), Skip: skip,
 		CPUProfile: abs(*cpuProfile), BlockProfile: abs(*blockProfile), MemProfile: abs(*memProfile)}, *logFile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

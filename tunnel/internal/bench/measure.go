@@ -327,10 +327,20 @@ func (r *pathRun) burst(ctx context.Context) {
 	})
 }
 
-// ttfbChunk opens n new connections one after another.
+// ttfbChunk opens n new connections one after another, each after the
+// setup's gap.
 func (r *pathRun) ttfbChunk(ctx context.Context, n int) {
-	r.step(ctx, "time to first byte", 5*time.Minute, func(c context.Context) error {
+	r.step(ctx, "time to first byte", 5*time.Minute+time.Duration(n)*r.s.Gap, func(c context.Context) error {
 		for range n {
+			if r.s.Gap > 0 {
+				t := time.NewTimer(r.s.Gap)
+				select {
+				case <-c.Done():
+					t.Stop()
+					return c.Err()
+				case <-t.C:
+				}
+			}
 			d, err := firstByte(c, r.dial, r.s)
 			if err != nil {
 				return fmt.Errorf("connection %d: %w", len(r.firsts)+1, err)
@@ -767,8 +777,12 @@ func printTable(w io.Writer, s setup, results map[string]*result, loads []string
 		return fmt.Sprintf(" (%.2f×)", v/r)
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	fmt.Fprintf(w, "\nTunnel benchmark: %d MiB each way (sshuttle: %d MiB), %d new connections, %d in parallel; median of %d interleaved rounds, and of %d bursts (%d a round); sshuttle: one of each, alone; ratio to OpenSSH in brackets\n",
-		s.Size>>20, s.SshuttleSize>>20, s.Conns, s.Parallel, s.Rounds, s.Rounds*s.Bursts, s.Bursts)
+	gap := "back to back"
+	if s.Gap > 0 {
+		gap = "each after a pause of " + s.Gap.String()
+	}
+	fmt.Fprintf(w, "\nTunnel benchmark: %d MiB each way (sshuttle: %d MiB), %d new connections (%s), %d in parallel; median of %d interleaved rounds, and of %d bursts (%d a round); sshuttle: one of each, alone; ratio to OpenSSH in brackets\n",
+		s.Size>>20, s.SshuttleSize>>20, s.Conns, gap, s.Parallel, s.Rounds, s.Rounds*s.Bursts, s.Bursts)
 	fmt.Fprintf(w, "%d CPUs, GOMAXPROCS %d; %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.Join(loads, "; "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "| path\t| download MB/s\t| upload MB/s\t| TTFB p50 ms\t| TTFB p99 ms\t| "+strconv.Itoa(s.Parallel)+" parallel ms\t|")
