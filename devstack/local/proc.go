@@ -304,11 +304,14 @@ func (h *Host) run(ctx context.Context, step, ns string, env []string, stdin str
 		if ctx.Err() != nil {
 			// The group's other members had SIGTERM too: a grace period,
 			// then SIGKILL for what is left. The group id stays the step's
-			// own while any member lives.
-			pgid := cmd.Process.Pid
-			if alive := waitGone(context.Background(), []int{pgid}, 5*time.Second); len(alive) > 0 {
-				_ = syscall.Kill(-pgid, syscall.SIGKILL)
-				waitGone(context.Background(), alive, killWait)
+			// own while any member lives. A context that ended before the
+			// start left no process (cmd.Process is nil).
+			if cmd.Process != nil {
+				pgid := cmd.Process.Pid
+				if alive := waitGone(context.Background(), []int{pgid}, 5*time.Second); len(alive) > 0 {
+					_ = syscall.Kill(-pgid, syscall.SIGKILL)
+					waitGone(context.Background(), alive, killWait)
+				}
 			}
 			return out.String(), fmt.Errorf("%s: %w", step, ctx.Err())
 		}

@@ -47,6 +47,15 @@ var _ = Describe("stopping the recorded processes of an instance", func() {
 		return pid
 	}
 
+	It("says a setup step was cancelled when its context ended before it could start", func(ctx SpecContext) {
+		h := newHost()
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := h.run(ended, "never", "", nil, "", "true")
+		Expect(err).To(MatchError(context.Canceled))
+		Expect(err).To(MatchError(HavePrefix("never: ")))
+	})
+
 	It("stops a setup step's children with it when its context ends, SIGKILL for those that ignore SIGTERM", func(ctx SpecContext) {
 		h := newHost()
 		step, cancel := context.WithCancel(ctx)
