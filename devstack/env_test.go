@@ -539,7 +539,6 @@ func (h *countingHost) Down(ctx context.Context) error {
 	return h.Host.Down(ctx)
 }
 
-// withCloudsYAML returns a copy of env (without its connections) with another clouds.yaml.
 // keystoneProxy is a reverse proxy to the keystone of env's cloud, through a
 // tunnel of its own (closed after the spec), and keystone's auth_url.
 func keystoneProxy(ctx context.Context, env *devstack.Environment) (*httputil.ReverseProxy, *url.URL) {
@@ -558,6 +557,7 @@ func keystoneProxy(ctx context.Context, env *devstack.Environment) (*httputil.Re
 	return proxy, keystone
 }
 
+// withCloudsYAML returns a copy of env (without its connections) with another clouds.yaml.
 func withCloudsYAML(env *devstack.Environment, clouds string) *devstack.Environment {
 	GinkgoHelper()
 	b, err := env.Marshal()

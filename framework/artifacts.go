@@ -60,10 +60,7 @@ func CollectArtifactsOnFailure(ctx context.Context, input CollectArtifactsOnFail
 		name = name[:100]
 	}
 	dir := filepath.Join(folder, "failures", fmt.Sprintf("%s-p%d", name, ginkgo.GinkgoParallelProcess()))
-	timeout := input.Timeout
-	if timeout <= 0 {
-		timeout = DefaultCollectTimeout
-	}
+	timeout := orDefault(input.Timeout, DefaultCollectTimeout)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	files, err := input.DevStack.Environment.CollectLogs(ctx, dir)

@@ -92,10 +92,7 @@ func BastionDialer(ctx context.Context, input BastionDialerInput) (*Bastion, err
 	if err != nil {
 		return nil, err
 	}
-	timeout := input.Timeout
-	if timeout <= 0 {
-		timeout = DefaultBastionTimeout
-	}
+	timeout := orDefault(input.Timeout, DefaultBastionTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cfg := &ssh.ClientConfig{

@@ -195,7 +195,7 @@ func HostFromEnv(log logr.Logger) (devstack.Host, error) {
 	}
 	names := existingEnv
 	var missing []string
-	for _, v := range []string{names.CloudsYAML, names.Address, names.User, names.PrivateKey, names.HostKey} {
+	for _, v := range []string{names.CloudsYAML, names.Address, names.User, names.PrivateKey, names.HostKey} { // CACert is optional
 		if os.Getenv(v) == "" {
 			missing = append(missing, v)
 		}
@@ -353,10 +353,7 @@ func TearDownDevStack(ctx context.Context, input TearDownDevStackInput) {
 	if dir == "" {
 		dir = ArtifactFolder()
 	}
-	timeout := input.CollectTimeout
-	if timeout <= 0 {
-		timeout = DefaultCollectTimeout
-	}
+	timeout := orDefault(input.CollectTimeout, DefaultCollectTimeout)
 	collectCtx, cancel := context.WithTimeout(ctx, timeout)
 	files, err := input.DevStack.Environment.CollectLogs(collectCtx, filepath.Join(dir, "devstack"))
 	cancel()
@@ -377,13 +374,19 @@ func TearDownDevStack(ctx context.Context, input TearDownDevStackInput) {
 		return
 	}
 	gomega.Expect(input.Host).NotTo(gomega.BeNil(), "Invalid argument. input.Host can't be nil when input.Down is set")
-	downTimeout := input.DownTimeout
-	if downTimeout <= 0 {
-		downTimeout = DefaultDownTimeout
-	}
+	downTimeout := orDefault(input.DownTimeout, DefaultDownTimeout)
 	downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), downTimeout)
 	defer cancel()
 	gomega.Expect(input.Host.Down(downCtx)).To(gomega.Succeed(), "Couldn't delete DevStack %q on host %s within %s", input.DevStack.Config().Name, input.Host.Name(), downTimeout)
+}
+
+// orDefault returns d, or def when d is not positive: an input's timeout
+// left unset.
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // ArtifactFolder returns $ARTIFACTS, or DefaultArtifactFolder when unset.

@@ -31,9 +31,7 @@ func isNotFound(err error) bool { return gophercloud.ResponseCodeIs(err, http.St
 // deferDelete registers a cleanup that deletes a resource and waits until it
 // is gone, failing the spec with the last state seen otherwise.
 func deferDelete(what string, timeout time.Duration, del func(context.Context) error, get func(context.Context) (string, error)) {
-	if timeout <= 0 {
-		timeout = DefaultDeleteTimeout
-	}
+	timeout = orDefault(timeout, DefaultDeleteTimeout)
 	ginkgo.DeferCleanup(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
