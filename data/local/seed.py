@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-# Creates what CAPO's suites expect: the demo project and user, flavors,
+# Creates what CAPO's suites expect: the demo project and user with the roles
+# DevStack gives them, flavors,
 # quotas, the volume type, a tiny image, the external network "public" and the
 # controller's availability zone aggregate. Idempotent.
 # Environment: OS_AUTH_URL, OS_PASSWORD, CONTROLLER_HOST, FAILURE_DOMAIN,
@@ -19,9 +20,14 @@ user = idn.find_user('demo') or idn.create_user(name='demo', password=env['OS_PA
                                                default_project_id=demo.id)
 admin = idn.find_user('admin')
 admin_project = idn.find_project('admin')
-for role_name in ('member', 'reader'):
-    role = idn.find_role(role_name)
-    idn.assign_project_role_to_user(demo, user, role)
+# The roles DevStack creates (lib/keystone, octavia's plugin) and what it
+# grants the demo user in the demo project: octavia's default policy lets
+# only load-balancer_* roles use its API.
+for role_name in ('ResellerAdmin', 'anotherrole', 'load-balancer_observer', 'load-balancer_global_observer',
+                  'load-balancer_member', 'load-balancer_admin', 'load-balancer_quota_admin'):
+    idn.find_role(role_name) or idn.create_role(name=role_name)
+for role_name in ('member', 'reader', 'anotherrole', 'load-balancer_member'):
+    idn.assign_project_role_to_user(demo, user, idn.find_role(role_name))
 idn.assign_project_role_to_user(demo, admin, idn.find_role('admin'))
 
 flavors = [('m1.tiny', 512, 1, 1), ('m1.tiny.alt', 512, 1, 1), ('m1.small', 4192, 2, 20), ('m1.medium', 6144, 2, 20)]
@@ -69,4 +75,4 @@ while host not in [p.name for p in c.placement.resource_providers()]:
 agg = c.compute.find_aggregate(az) or c.compute.create_aggregate(name=az, availability_zone=az)
 if host not in (c.compute.get_aggregate(agg.id).hosts or []):
     c.compute.add_host_to_aggregate(agg, host)
-print(f'seeded: demo project, flavors, quotas, volume type {vt}, image stackgate-tiny, network public, {host} in {az}')
+print(f'seeded: demo project and roles, flavors, quotas, volume type {vt}, image stackgate-tiny, network public, {host} in {az}')

@@ -34,13 +34,22 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if os.Geteuid() != 0 {
 		Skip("the local host needs root (network namespaces)")
 	}
-	host = local.New(local.WithOutput(GinkgoWriter))
+	host = local.New(instance(local.WithOutput(GinkgoWriter))...)
 	var err error
 	env, err = host.Up(ctx, devstack.DefaultConfig())
 	Expect(err).NotTo(HaveOccurred(), "bringing the default local environment up")
 	DeferCleanup(env.Close) // the connections its waits open
 	tun = openTunnel(ctx, env)
 }, NodeTimeout(20*time.Minute))
+
+// instance adds to opts the instance $STACKGATE_LOCAL_INSTANCE names, when
+// set: the suite then runs on that instance instead of the default one.
+func instance(opts ...local.Option) []local.Option {
+	if name := os.Getenv("STACKGATE_LOCAL_INSTANCE"); name != "" {
+		opts = append(opts, local.WithInstance(name))
+	}
+	return opts
+}
 
 // openTunnel opens a tunnel to env's controller, closed after the suite.
 func openTunnel(ctx context.Context, env *devstack.Environment) *tunnel.Tunnel {

@@ -190,7 +190,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 		out := gbytes.NewBuffer()
 		interrupted, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := local.New(local.WithOutput(out)).Up(interrupted, devstack.DefaultConfig())
+		_, err := local.New(instance(local.WithOutput(out))...).Up(interrupted, devstack.DefaultConfig())
 		Expect(err).To(MatchError(context.Canceled))
 		Expect(err).To(MatchError(ContainSubstring("checking the running environment")))
 		Expect(string(out.Contents())).NotTo(ContainSubstring("restarting"), "an interrupted look is no sign of an unhealthy environment")
