@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 # Creates what CAPO's suites expect: the demo project and user with the roles
-# DevStack gives them, flavors,
-# quotas, the volume type, a tiny image, the external network "public" and the
-# controller's availability zone aggregate. Idempotent.
+# DevStack gives them, flavors, quotas, the volume type, a tiny image, the
+# external network "public", the controller's availability zone aggregate,
+# and what octavia's amphorae need (as DevStack's octavia plugin makes it).
+# Idempotent.
 # Environment: OS_AUTH_URL, OS_PASSWORD, CONTROLLER_HOST, FAILURE_DOMAIN,
-# VOLUME_TYPE, FLOATING_CIDR, FLOATING_GATEWAY, DISCOVERY_TIMEOUT.
+# VOLUME_TYPE, FLOATING_CIDR, FLOATING_GATEWAY, DISCOVERY_TIMEOUT,
+# OCTAVIA_AMPHORA_CONF (the octavia configuration file it writes).
 import os
 import sys
 import time
@@ -35,7 +37,8 @@ for name, ram, vcpus, disk in flavors:
     if not c.compute.find_flavor(name):
         c.compute.create_flavor(name=name, ram=ram, vcpus=vcpus, disk=disk, is_public=True)
 
-for project in (demo, admin_project):
+service_project = idn.find_project('service')
+for project in (demo, admin_project, service_project):
     c.set_compute_quotas(project.id, instances=1000, cores=10000, ram=10240000, key_pairs=1000,
                          server_groups=1000, server_group_members=1000)
     c.set_network_quotas(project.id, network=1000, subnet=1000, port=10000, router=1000, floatingip=1000,
@@ -57,6 +60,35 @@ if not c.network.find_subnet('public-subnet'):
     c.network.create_subnet(name='public-subnet', network_id=pub.id, ip_version=4, cidr=env['FLOATING_CIDR'],
                             gateway_ip=env['FLOATING_GATEWAY'], is_dhcp_enabled=False)
 
+# Octavia's amphorae: servers of the service project booted from the image
+# tagged "amphora" with the private flavor m1.amphora, on the management
+# network lb-mgmt-net (no DHCP: nothing boots on it), in the security group
+# lb-mgmt-sec-grp. Creating that group also creates the service project's
+# default group, as listing the demo project's groups creates its own: neither
+# appears later as something a load balancer made.
+amp_flavor = c.compute.find_flavor('m1.amphora', ignore_missing=True) or c.compute.create_flavor(
+    name='m1.amphora', ram=512, vcpus=1, disk=1, is_public=False)
+if not list(c.image.images(tag='amphora', owner=service_project.id)):
+    c.image.create_image(name='amphora-x64-haproxy', data=b'\0' * 1048576, disk_format='raw',
+                         container_format='bare', visibility='private', owner=service_project.id,
+                         tags=['amphora'])
+mgmt = c.network.find_network('lb-mgmt-net', project_id=service_project.id) or c.network.create_network(
+    name='lb-mgmt-net', project_id=service_project.id)
+if not c.network.find_subnet('lb-mgmt-subnet', network_id=mgmt.id):
+    c.network.create_subnet(name='lb-mgmt-subnet', network_id=mgmt.id, project_id=service_project.id,
+                            ip_version=4, cidr='192.168.0.0/24', is_dhcp_enabled=False,
+                            allocation_pools=[{'start': '192.168.0.2', 'end': '192.168.0.200'}])
+mgmt_sg = c.network.find_security_group('lb-mgmt-sec-grp', project_id=service_project.id) or \
+    c.network.create_security_group(name='lb-mgmt-sec-grp', project_id=service_project.id)
+list(c.network.security_groups(project_id=demo.id))
+amp_conf = env['OCTAVIA_AMPHORA_CONF']
+text = (f'[controller_worker]\namp_boot_network_list = {mgmt.id}\namp_secgroup_list = {mgmt_sg.id}\n'
+        f'amp_flavor_id = {amp_flavor.id}\n')
+os.makedirs(os.path.dirname(amp_conf), exist_ok=True)
+with open(os.open(amp_conf + '.new', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:
+    f.write(text)
+os.replace(amp_conf + '.new', amp_conf)
+
 host, az = env['CONTROLLER_HOST'], env['FAILURE_DOMAIN']
 deadline = time.time() + float(env.get('DISCOVERY_TIMEOUT', '180'))
 seen = []
@@ -75,4 +107,4 @@ while host not in [p.name for p in c.placement.resource_providers()]:
 agg = c.compute.find_aggregate(az) or c.compute.create_aggregate(name=az, availability_zone=az)
 if host not in (c.compute.get_aggregate(agg.id).hosts or []):
     c.compute.add_host_to_aggregate(agg, host)
-print(f'seeded: demo project and roles, flavors, quotas, volume type {vt}, image stackgate-tiny, network public, {host} in {az}')
+print(f'seeded: demo project and roles, flavors, quotas, volume type {vt}, image stackgate-tiny, network public, amphorae on lb-mgmt-net, {host} in {az}')

@@ -19,7 +19,7 @@ var Packages = []string{
 	"nova-api", "nova-conductor", "nova-scheduler",
 	"neutron-server", "neutron-linuxbridge-agent", "neutron-dhcp-agent", "neutron-l3-agent",
 	"glance-api", "cinder-api", "cinder-scheduler",
-	"octavia-api", "octavia-worker",
+	"octavia-api", "octavia-worker", "python3-octaviaclient",
 	"python3-openstackclient", "python3-pymysql", "python3-openstacksdk",
 	"openssh-server", "iproute2", "sudo", "uwsgi-plugin-python3",
 }

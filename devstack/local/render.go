@@ -174,7 +174,7 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 			return err
 		}
 	}
-	for _, d := range []string{"nova/tmp", "nova/instances", "neutron/tmp", "glance/images", "glance/tmp", "cinder/tmp", "octavia/tmp", "octavia/certs", "keystone", "rabbitmq", "logs/rabbitmq", "daemons"} {
+	for _, d := range []string{"nova/tmp", "nova/instances", "neutron/tmp", "glance/images", "glance/tmp", "cinder/tmp", "octavia/tmp", "octavia/certs", "octavia/conf.d", "keystone", "rabbitmq", "logs/rabbitmq", "daemons"} {
 		if err := os.MkdirAll(h.path(d), 0o700); err != nil {
 			return err
 		}

@@ -59,9 +59,18 @@ func (h *Host) controllerServices() []service {
 		{name: "cinder-scheduler", ns: c, args: []string{"cinder-scheduler", "--config-file", cinder}},
 		{name: "cinder-volume-controller", ns: c, args: pyMain("cinder.cmd.volume", "cinder-volume", "--config-file", cinder, "--config-file", node)},
 		{name: "octavia-api", ns: c, args: []string{"uwsgi", "--ini", h.etc("uwsgi-octavia-api.ini")}},
-		{name: "octavia-worker", ns: c, args: []string{"octavia-worker", "--config-file", h.etc("octavia.conf")}},
+		h.octaviaWorker(),
 	}
 }
+
+// octaviaWorker reads, after octavia.conf, the amphorae's settings the seed
+// writes to octavia/conf.d (ids of what it created).
+func (h *Host) octaviaWorker() service {
+	return service{name: "octavia-worker", ns: h.names().controller, args: []string{"octavia-worker", "--config-file", h.etc("octavia.conf"), "--config-dir", h.path("octavia", "conf.d")}}
+}
+
+// amphoraConf is the file of octavia-worker's settings that the seed writes.
+func (h *Host) amphoraConf() string { return h.path("octavia", "conf.d", "amphora.conf") }
 
 // workerServices are the worker's services and its bounded registration step.
 func (h *Host) workerServices(cfg devstack.Config) []service {
@@ -238,7 +247,23 @@ func (h *Host) seed(ctx context.Context, cfg devstack.Config) error {
 	}
 	env := append(h.scriptEnv(cfg, pw), "CONTROLLER_HOST=controller", "FAILURE_DOMAIN="+cfg.FailureDomain,
 		"VOLUME_TYPE="+cfg.VolumeTypeAlt, "FLOATING_CIDR="+cfg.FloatingRange.Masked().String(),
-		"FLOATING_GATEWAY="+gateway(cfg.FloatingRange).String(), "DISCOVERY_TIMEOUT=120")
-	_, err = h.run(ctx, "seed", h.names().controller, env, "", "/usr/bin/python3", h.etc("seed.py"))
-	return err
+		"FLOATING_GATEWAY="+gateway(cfg.FloatingRange).String(), "DISCOVERY_TIMEOUT=120",
+		"OCTAVIA_AMPHORA_CONF="+h.amphoraConf())
+	before, _ := os.ReadFile(h.amphoraConf())
+	if _, err = h.run(ctx, "seed", h.names().controller, env, "", "/usr/bin/python3", h.etc("seed.py")); err != nil {
+		return err
+	}
+	after, err := os.ReadFile(h.amphoraConf())
+	if err != nil {
+		return fmt.Errorf("seed: octavia's amphora settings: %w", err)
+	}
+	if string(before) == string(after) {
+		return nil
+	}
+	// octavia-worker reads them when it starts. Restarted, it keeps its
+	// queue, so a request sent meanwhile waits for it.
+	if err := h.stopOne(ctx, "octavia-worker", 15*time.Second); err != nil {
+		return fmt.Errorf("restarting octavia-worker with the amphora settings: %w", err)
+	}
+	return h.start(h.octaviaWorker())
 }

@@ -224,10 +224,14 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 	}); err != nil {
 		return nil, err
 	}
-	if fresh {
+	// The seed is idempotent: a state bootstrapped before it wrote octavia's
+	// amphora settings is seeded again.
+	if fresh || !fileExists(h.amphoraConf()) {
 		if err := h.stage(ctx, "seed", func(ctx context.Context) error { return h.seed(ctx, cfg) }); err != nil {
 			return nil, err
 		}
+	}
+	if fresh {
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			return nil, err
