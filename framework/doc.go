@@ -15,7 +15,8 @@
 //	pinned, err := framework.PinToFailureDomain(tmpl, conf.MustGetVariable("OPENSTACK_FAILURE_DOMAIN"))
 //	Expect(err).NotTo(HaveOccurred())
 //
-// Templates that spread machines over several zones on purpose carry the
-// annotation stackgate.io/multi-az: "true" (MultiAZAnnotation) and are left
-// alone.
+// Templates whose content spreads machines over several zones (two zones,
+// ${OPENSTACK_FAILURE_DOMAIN_ALT}, another zone) are refused with an error
+// matching ErrMultiAZ, never rewritten; templates that carry the annotation
+// stackgate.io/multi-az: "true" (MultiAZAnnotation) are left alone.
 package framework

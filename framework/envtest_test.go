@@ -22,13 +22,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// The CAPO release whose CRDs the templates are checked against. Its module
-// is downloaded into the module cache, not required by go.mod; capoSum pins
-// its content (go mod download's h1: hash).
+// The CAPO release whose CRDs and templates the pinning is checked against
+// (the project's CAPO pin), and the ORC release its go.mod requires (its
+// templates create ORC Images). The modules are downloaded into the module
+// cache, not required by go.mod; the sums pin their content (go mod
+// download's h1: hash).
 const (
 	capoModule  = "sigs.k8s.io/cluster-api-provider-openstack"
-	capoVersion = "v0.13.0"
-	capoSum     = "h1:iZN/qJhDZas74Mo/zM1tz038niv68e1g5wYCQJ5yczo="
+	capoVersion = "v0.14.7"
+	capoSum     = "h1:paxhYMaCVkoOBBL3IL02Su2x+/ocXOxqNgZ0AyG2KSI="
+	orcModule   = "github.com/k-orc/openstack-resource-controller/v2"
+	orcVersion  = "v2.4.0"
+	orcSum      = "h1:5sRLIe24eIwICl/210LuH3BgeF3LAMq+MI0qyCaZ7MI="
 )
 
 // Bounds for the one-time steps of the envtest set-up.
@@ -155,26 +160,40 @@ func crdDirectories(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("sigs.k8s.io/cluster-api %s is not in the module cache; run `go mod download sigs.k8s.io/cluster-api`", capi.Version)
 	}
 
-	// Outside the main module, so go.mod and go.sum stay untouched. The
-	// checksum database has no entry for this release, so the content is
-	// checked against capoSum instead.
-	var capo struct{ Dir, Sum, Error string }
-	env := []string{"GONOSUMDB=" + capoModule}
-	if err := goJSON(ctx, os.TempDir(), env, &capo, "mod", "download", "-json", capoModule+"@"+capoVersion); err != nil && capo.Error == "" {
+	capo, err := downloadModule(ctx, capoModule, capoVersion, capoSum)
+	if err != nil {
 		return nil, err
 	}
-	if capo.Error != "" {
-		return nil, fmt.Errorf("download %s@%s: %s", capoModule, capoVersion, capo.Error)
-	}
-	if capo.Sum != capoSum {
-		return nil, fmt.Errorf("%s@%s has checksum %s, want %s", capoModule, capoVersion, capo.Sum, capoSum)
+	orc, err := downloadModule(ctx, orcModule, orcVersion, orcSum)
+	if err != nil {
+		return nil, err
 	}
 	return []string{
 		filepath.Join(capi.Dir, "core", "config", "crd", "bases"),
 		filepath.Join(capi.Dir, "controlplane", "kubeadm", "config", "crd", "bases"),
 		filepath.Join(capi.Dir, "bootstrap", "kubeadm", "config", "crd", "bases"),
-		filepath.Join(capo.Dir, "config", "crd", "bases"),
+		filepath.Join(capo, "config", "crd", "bases"),
+		filepath.Join(orc, "config", "crd", "bases"),
 	}, nil
+}
+
+// downloadModule returns the directory of a module version in the module
+// cache, downloading it when needed (go mod download -json, outside the main
+// module so go.mod and go.sum stay untouched), and checks its content against
+// sum. The checksum database is not asked (GONOSUMDB): sum pins the content.
+func downloadModule(ctx context.Context, path, version, sum string) (string, error) {
+	var mod struct{ Dir, Sum, Error string }
+	env := []string{"GONOSUMDB=" + path}
+	if err := goJSON(ctx, os.TempDir(), env, &mod, "mod", "download", "-json", path+"@"+version); err != nil && mod.Error == "" {
+		return "", fmt.Errorf("%w; the module proxy ($GOPROXY) must serve %s@%s", err, path, version)
+	}
+	if mod.Error != "" {
+		return "", fmt.Errorf("download %s@%s: %s; the module proxy ($GOPROXY) must serve it", path, version, mod.Error)
+	}
+	if mod.Sum != sum {
+		return "", fmt.Errorf("%s@%s has checksum %s, want %s", path, version, mod.Sum, sum)
+	}
+	return mod.Dir, nil
 }
 
 // goJSON runs the go command and decodes its JSON output into v.

@@ -5,19 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/stackgate/stackgate/devstack"
 )
 
 // MultiAZAnnotation marks a cluster template as deliberately spread over
 // several availability zones. When any object of a template carries this
 // annotation with the value "true", PinToFailureDomain returns the template
-// unchanged.
+// unchanged without looking at its zones.
 const MultiAZAnnotation = "stackgate.io/multi-az"
+
+// ErrMultiAZ is matched (errors.Is) by the *PinError PinToFailureDomain
+// returns when a template's content places machines in another zone than the
+// one asked, or in several: a zone list of two or more zones, a variable of
+// the second zone (${OPENSTACK_FAILURE_DOMAIN_ALT} or any ${..._ALT} in a
+// zone field), another zone's name, or a variable whose zone is not known.
+// Such a template is multi-AZ on purpose; use it unpinned.
+var ErrMultiAZ = errors.New("the template places machines in other availability zones than the one asked")
 
 const (
 	clusterAPIGroup     = "cluster.x-k8s.io"
@@ -25,14 +36,28 @@ const (
 )
 
 // placeholderPattern matches clusterctl's envsubst variables (${NAME},
-// ${NAME:=default}, ...).
-var placeholderPattern = regexp.MustCompile(`\$\{[^}\n]*\}`)
+// ${NAME:=default}, ...); variableName reads the name out of one.
+var (
+	placeholderPattern = regexp.MustCompile(`\$\{[^}\n]*\}`)
+	variableName       = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+)
 
 // tokenPrefix and tokenPattern name the plain YAML words that stand in for
 // placeholders while a document is parsed and rendered.
 const tokenPrefix = "zzstackgatevar"
 
 var tokenPattern = regexp.MustCompile(tokenPrefix + `[0-9]{4}zz`)
+
+// zoneFields are the names of the fields that place machines or volumes in an
+// availability zone, in Cluster API's and CAPO's APIs. A ClusterClass patch
+// or variable that reaches one of them is checked.
+var zoneFields = map[string]bool{
+	"controlPlaneAvailabilityZones":    true,
+	"controlPlaneOmitAvailabilityZone": true,
+	"failureDomain":                    true,
+	"failureDomains":                   true,
+	"availabilityZone":                 true,
+}
 
 // PinError says which field of which object stops a template from being
 // pinned to one failure domain.
@@ -44,6 +69,9 @@ type PinError struct {
 	Field string
 	// Problem says what is wrong and how to fix it.
 	Problem string
+	// MultiAZ is set when the field's content shows a multi-AZ template
+	// (see ErrMultiAZ), rather than a field of the wrong shape.
+	MultiAZ bool
 }
 
 // Error names the object and the field: `Kind "name": field: problem`.
@@ -51,33 +79,61 @@ func (e *PinError) Error() string {
 	return fmt.Sprintf("%s %q: %s: %s", e.Kind, e.Name, e.Field, e.Problem)
 }
 
+// Is reports whether target is ErrMultiAZ and the error is about zones.
+func (e *PinError) Is(target error) bool { return target == ErrMultiAZ && e.MultiAZ }
+
 // PinToFailureDomain rewrites a multi-document cluster template so that every
-// machine it creates lands in failureDomain:
+// machine it creates lands in failureDomain, or refuses a template whose
+// content is multi-AZ. It pins:
 //
 //   - OpenStackCluster spec and OpenStackClusterTemplate spec.template.spec:
 //     controlPlaneAvailabilityZones becomes [failureDomain], the bastion's
-//     availabilityZone and its volumes are pinned;
+//     availabilityZone and its volumes are pinned (apiServerLoadBalancer's
+//     availabilityZone is Octavia's, not nova's, and is left alone);
 //   - MachineDeployment and MachineSet spec.template.spec.failureDomain,
 //     Machine spec.failureDomain, MachinePool spec.failureDomains;
 //   - Cluster spec.topology.workers.machineDeployments[].failureDomain and
 //     machinePools[].failureDomains;
-//   - OpenStackMachine spec and OpenStackMachineTemplate spec.template.spec:
-//     rootVolume and Volume additionalBlockDevices get the availability zone
-//     {from: Name, name: failureDomain}; volumes with {from: Machine} already
-//     follow the machine and are kept.
+//   - ClusterClass spec.workers.machineDeployments[].failureDomain and
+//     machinePools[].failureDomains; the ClusterClass's templates
+//     (OpenStackClusterTemplate, OpenStackMachineTemplate) are pinned by
+//     their own kinds when they are in the template;
+//   - OpenStackMachine and OpenStackServer spec, OpenStackMachineTemplate
+//     spec.template.spec: rootVolume and Volume additionalBlockDevices get
+//     the availability zone {from: Name, name: failureDomain}; volumes with
+//     {from: Machine} already follow the machine and are kept;
+//     OpenStackServer spec.availabilityZone is pinned too.
+//
+// The rule for each zone field (a list is checked entry by entry):
+//
+//   - unset or empty, or failureDomain itself: set to failureDomain;
+//   - exactly one clusterctl variable of the asked zone (${NAME} or
+//     ${NAME:=default}, ...): set to failureDomain. The asked zone's
+//     variable is failureDomain's own when failureDomain is a lone
+//     variable such as "${OPENSTACK_FAILURE_DOMAIN}", else
+//     OPENSTACK_FAILURE_DOMAIN;
+//   - anything else refuses the template with a *PinError naming the
+//     object and the field that matches ErrMultiAZ: a list of two or more
+//     zones, a variable ending in _ALT or any other variable, another
+//     zone's name, or text that merely contains a variable.
+//
+// Any use of ${OPENSTACK_FAILURE_DOMAIN_ALT} anywhere in the template (a
+// string of any field) refuses it the same way, unless it is the asked
+// zone's variable. controlPlaneOmitAvailabilityZone: true is refused too.
+// ClusterClass patches and variables set fields when the topology is
+// reconciled, after this function ran; they are checked, never rewritten:
+// a patch that removes a zone field, sets one from a variable or a template
+// (valueFrom), or sets one to a value the rule above would refuse, a
+// variable default or a Cluster topology variable value holding such a
+// value, and an external patch refuse the template.
 //
 // Objects are handled as unstructured data, so any API version works.
 // Documents that need no change are returned byte for byte; changed
 // documents are re-rendered (keys sorted, comments dropped). clusterctl
 // variables such as ${OPENSTACK_FAILURE_DOMAIN} or an unquoted
-// ${KUBERNETES_VERSION} are kept as they were. failureDomain may itself be a
-// variable (e.g. "${OPENSTACK_FAILURE_DOMAIN}").
-//
-// A field that is unset, already failureDomain, or only a ${VARIABLE} is set
-// to failureDomain. A field naming another zone is an error (*PinError)
-// naming the object and the field, as is controlPlaneOmitAvailabilityZone:
-// true. A template in which any object has the annotation
-// stackgate.io/multi-az: "true" (MultiAZAnnotation) is returned unchanged.
+// ${KUBERNETES_VERSION} are kept as they were. A template in which any
+// object has the annotation stackgate.io/multi-az: "true"
+// (MultiAZAnnotation) is returned unchanged.
 func PinToFailureDomain(template []byte, failureDomain string) ([]byte, error) {
 	if failureDomain == "" {
 		return nil, errors.New("pin to failure domain: failureDomain is empty; pass an availability zone such as testaz1")
@@ -87,6 +143,13 @@ func PinToFailureDomain(template []byte, failureDomain string) ([]byte, error) {
 	}
 	if bytes.Contains(template, []byte(tokenPrefix)) || strings.Contains(failureDomain, tokenPrefix) {
 		return nil, fmt.Errorf("pin to failure domain: the template contains the reserved word %q; rename it", tokenPrefix)
+	}
+	asked := devstack.VarFailureDomain
+	if m := variableName.FindStringSubmatch(failureDomain); m != nil {
+		if placeholderPattern.FindString(failureDomain) != failureDomain {
+			return nil, fmt.Errorf("pin to failure domain: failureDomain %q mixes a variable with text; pass a zone such as testaz1 or one variable such as ${OPENSTACK_FAILURE_DOMAIN}", failureDomain)
+		}
+		asked = m[1]
 	}
 
 	vars := newPlaceholders()
@@ -106,7 +169,7 @@ func PinToFailureDomain(template []byte, failureDomain string) ([]byte, error) {
 		objs[i] = obj
 	}
 
-	p := &pinner{zone: zone, vars: vars}
+	p := &pinner{zone: zone, asked: asked, vars: vars}
 	var out strings.Builder
 	for i, d := range docs {
 		out.WriteString(d.separator)
@@ -173,10 +236,28 @@ func (p *placeholders) restore(s string) string {
 	})
 }
 
-// isVariable reports whether s is nothing but one clusterctl variable.
-func (p *placeholders) isVariable(s string) bool {
-	_, ok := p.byToken[s]
-	return ok && tokenPattern.FindString(s) == s
+// variable returns the name of the clusterctl variable s consists of, or ""
+// when s is not exactly one variable.
+func (p *placeholders) variable(s string) string {
+	v, ok := p.byToken[s]
+	if !ok {
+		return ""
+	}
+	if m := variableName.FindStringSubmatch(v); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// names returns the names of the variables used in s.
+func (p *placeholders) names(s string) []string {
+	var out []string
+	for _, t := range tokenPattern.FindAllString(s, -1) {
+		if m := variableName.FindStringSubmatch(p.byToken[t]); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	return out
 }
 
 type document struct {
@@ -222,8 +303,46 @@ func parseDocument(body string) (*unstructured.Unstructured, error) {
 }
 
 type pinner struct {
-	zone string
-	vars *placeholders
+	zone  string // the asked zone, with its variables protected
+	asked string // the name of the asked zone's variable
+	vars  *placeholders
+}
+
+// verdict is what the rule says about one zone value.
+type verdict int
+
+const (
+	pinIt  verdict = iota // unset, or the asked zone's variable: set it
+	keepIt                // already the asked zone
+	refuse                // another zone: the template is multi-AZ
+)
+
+// judge applies PinToFailureDomain's rule to one zone value and, when it
+// refuses, says why.
+func (p *pinner) judge(v interface{}) (verdict, string) {
+	if v == nil {
+		return pinIt, ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		return refuse, fmt.Sprintf("is %v, not a zone name", v)
+	}
+	switch name := p.vars.variable(s); {
+	case s == p.zone:
+		return keepIt, ""
+	case s == "":
+		return pinIt, ""
+	case name == p.asked:
+		return pinIt, ""
+	case strings.HasSuffix(name, "_ALT"):
+		return refuse, fmt.Sprintf("is %s, the second zone's variable", p.vars.restore(s))
+	case name != "":
+		return refuse, fmt.Sprintf("is the variable %s, whose zone is not known here (only ${%s} may be pinned)", p.vars.restore(s), p.asked)
+	case len(p.vars.names(s)) > 0:
+		return refuse, fmt.Sprintf("is %q, text around a variable, whose zone is not known here", p.vars.restore(s))
+	default:
+		return refuse, fmt.Sprintf("is the zone %q", s)
+	}
 }
 
 func (p *pinner) pin(obj *unstructured.Unstructured) (bool, error) {
@@ -239,6 +358,9 @@ func (p *pinner) pin(obj *unstructured.Unstructured) (bool, error) {
 		o.clusterSpec("spec", "template", "spec")
 	case infrastructureGroup + "/OpenStackMachine":
 		o.machineSpec("spec")
+	case infrastructureGroup + "/OpenStackServer":
+		o.str(obj.Object, "spec.availabilityZone", "spec", "availabilityZone")
+		o.machineSpec("spec")
 	case infrastructureGroup + "/OpenStackMachineTemplate":
 		o.machineSpec("spec", "template", "spec")
 	case clusterAPIGroup + "/MachineDeployment", clusterAPIGroup + "/MachineSet":
@@ -249,6 +371,11 @@ func (p *pinner) pin(obj *unstructured.Unstructured) (bool, error) {
 		o.list(obj.Object, "spec.failureDomains", "spec", "failureDomains")
 	case clusterAPIGroup + "/Cluster":
 		o.topology()
+	case clusterAPIGroup + "/ClusterClass":
+		o.clusterClass()
+	}
+	if o.err == nil {
+		o.secondZone(obj.Object, "")
 	}
 	return o.changed, o.err
 }
@@ -267,9 +394,15 @@ func (o *object) fail(field, problem string, args ...interface{}) {
 	}
 }
 
-func (o *object) conflict(field, value string) {
-	o.fail(field, "already pinned to %q; remove it or set it to %q, or mark the template multi-AZ with the annotation %s: \"true\"",
-		value, o.p.zone, MultiAZAnnotation)
+// multiAZ refuses the template for what field says about zones.
+func (o *object) multiAZ(field, why string) {
+	if o.err == nil {
+		o.err = &PinError{
+			Kind: o.obj.GetKind(), Name: o.obj.GetName(), Field: field, MultiAZ: true,
+			Problem: fmt.Sprintf("%s, and pinning to %s would change where machines go: the template is multi-AZ; use it unpinned (errors.Is(err, framework.ErrMultiAZ)), mark it with the annotation %s: \"true\", or set the field to %s or ${%s}",
+				why, o.p.zone, MultiAZAnnotation, o.p.zone, o.p.asked),
+		}
+	}
 }
 
 // sub returns the map at path below m, creating it when create is set.
@@ -297,18 +430,16 @@ func (o *object) str(m map[string]interface{}, field string, path ...string) {
 		return
 	}
 	key := path[len(path)-1]
-	cur, isString := parent[key].(string)
-	if parent[key] != nil && !isString {
+	if _, isString := parent[key].(string); parent[key] != nil && !isString {
 		o.fail(field, "is not a string")
 		return
 	}
-	switch {
-	case cur == o.p.zone:
-	case cur == "" || o.p.vars.isVariable(cur):
+	switch v, why := o.p.judge(parent[key]); v {
+	case pinIt:
 		parent[key] = o.p.zone
 		o.changed = true
-	default:
-		o.conflict(field, cur)
+	case refuse:
+		o.multiAZ(field, why)
 	}
 }
 
@@ -328,18 +459,43 @@ func (o *object) list(m map[string]interface{}, field string, path ...string) {
 			return
 		}
 	}
-	for i, v := range cur {
-		s, _ := v.(string)
-		if s != o.p.zone && !o.p.vars.isVariable(s) {
-			o.conflict(fmt.Sprintf("%s[%d]", field, i), fmt.Sprint(v))
-			return
-		}
+	if !o.checkList(field, cur) {
+		return
 	}
 	if len(cur) == 1 && cur[0] == o.p.zone {
 		return
 	}
 	parent[key] = []interface{}{o.p.zone}
 	o.changed = true
+}
+
+// checkList refuses a list of zones that names more than the asked zone.
+func (o *object) checkList(field string, zones []interface{}) bool {
+	distinct := map[string]bool{}
+	var names []string
+	firstRefused, why := -1, ""
+	for i, v := range zones {
+		verdict, reason := o.p.judge(v)
+		text := o.p.vars.restore(fmt.Sprint(v))
+		if verdict != refuse {
+			text = o.p.vars.restore(o.p.zone)
+		} else if firstRefused < 0 {
+			firstRefused, why = i, reason
+		}
+		if !distinct[text] {
+			distinct[text] = true
+			names = append(names, text)
+		}
+	}
+	switch {
+	case len(names) > 1:
+		o.multiAZ(field, fmt.Sprintf("lists %d zones (%s)", len(names), strings.Join(names, ", ")))
+		return false
+	case firstRefused >= 0:
+		o.multiAZ(fmt.Sprintf("%s[%d]", field, firstRefused), why)
+		return false
+	}
+	return true
 }
 
 // clusterSpec pins an OpenStackCluster spec found at path.
@@ -409,40 +565,259 @@ func (o *object) volume(vol map[string]interface{}, field string) {
 		return
 	}
 	from, _ := az["from"].(string)
-	name, _ := az["name"].(string)
 	switch {
 	case from == "Machine":
 		// The volume follows the machine's failure domain, which is pinned.
-	case (from == "" || from == "Name") && name == o.p.zone:
-	case from == "" || from == "Name" || o.p.vars.isVariable(from):
-		if name != "" && !o.p.vars.isVariable(name) {
-			o.conflict(field+".name", name)
-			return
-		}
+		return
+	case from != "" && from != "Name" && o.p.vars.variable(from) == "":
+		o.fail(field+".from", "is %q; use Name or Machine", from)
+		return
+	}
+	switch verdict, why := o.p.judge(az["name"]); verdict {
+	case refuse:
+		o.multiAZ(field+".name", why)
+	case pinIt:
 		vol["availabilityZone"] = pinned
 		o.changed = true
-	default:
-		o.fail(field+".from", "is %q; use Name or Machine", from)
+	case keepIt:
+		if from != "" && from != "Name" { // a variable
+			vol["availabilityZone"] = pinned
+			o.changed = true
+		}
 	}
 }
 
-// topology pins a Cluster's managed topology.
+// topology pins a Cluster's managed topology and checks its variables.
 func (o *object) topology() {
-	workers := o.sub(o.obj.Object, false, "spec", "topology", "workers")
+	topo := o.sub(o.obj.Object, false, "spec", "topology")
+	if topo == nil {
+		return
+	}
+	const prefix = "spec.topology"
+	o.checkVariables(topo["variables"], prefix+".variables")
+	workers := o.sub(topo, false, "workers")
 	if workers == nil {
 		return
 	}
-	const prefix = "spec.topology.workers"
 	mds, _ := workers["machineDeployments"].([]interface{})
 	for i, v := range mds {
 		if md, ok := v.(map[string]interface{}); ok {
-			o.str(md, fmt.Sprintf("%s.machineDeployments[%d].failureDomain", prefix, i), "failureDomain")
+			p := fmt.Sprintf("%s.workers.machineDeployments[%d]", prefix, i)
+			o.str(md, p+".failureDomain", "failureDomain")
+			if vars := o.sub(md, false, "variables"); vars != nil {
+				o.checkVariables(vars["overrides"], p+".variables.overrides")
+			}
 		}
 	}
 	pools, _ := workers["machinePools"].([]interface{})
 	for i, v := range pools {
 		if mp, ok := v.(map[string]interface{}); ok {
-			o.list(mp, fmt.Sprintf("%s.machinePools[%d].failureDomains", prefix, i), "failureDomains")
+			p := fmt.Sprintf("%s.workers.machinePools[%d]", prefix, i)
+			o.list(mp, p+".failureDomains", "failureDomains")
+			if vars := o.sub(mp, false, "variables"); vars != nil {
+				o.checkVariables(vars["overrides"], p+".variables.overrides")
+			}
 		}
 	}
+}
+
+// checkVariables checks the values of a Cluster's topology variables
+// ([{name, value}]) for zones.
+func (o *object) checkVariables(v interface{}, field string) {
+	list, _ := v.([]interface{})
+	for i, item := range list {
+		if m, ok := item.(map[string]interface{}); ok {
+			o.checkValue(fmt.Sprintf("%s[%d].value", field, i), "", m["value"])
+		}
+	}
+}
+
+// clusterClass pins a ClusterClass's worker classes and checks what its
+// patches and variables would set when the topology is reconciled.
+func (o *object) clusterClass() {
+	spec := o.sub(o.obj.Object, false, "spec")
+	if spec == nil {
+		return
+	}
+	if workers := o.sub(spec, false, "workers"); workers != nil {
+		mds, _ := workers["machineDeployments"].([]interface{})
+		for i, v := range mds {
+			if md, ok := v.(map[string]interface{}); ok {
+				o.str(md, fmt.Sprintf("spec.workers.machineDeployments[%d].failureDomain", i), "failureDomain")
+			}
+		}
+		pools, _ := workers["machinePools"].([]interface{})
+		for i, v := range pools {
+			if mp, ok := v.(map[string]interface{}); ok {
+				o.list(mp, fmt.Sprintf("spec.workers.machinePools[%d].failureDomains", i), "failureDomains")
+			}
+		}
+	}
+	variables, _ := spec["variables"].([]interface{})
+	for i, v := range variables {
+		if m, ok := v.(map[string]interface{}); ok {
+			o.checkSchemaDefaults(fmt.Sprintf("spec.variables[%d].schema.openAPIV3Schema", i), "", o.sub(m, false, "schema", "openAPIV3Schema"))
+		}
+	}
+	patches, _ := spec["patches"].([]interface{})
+	for i, v := range patches {
+		patch, ok := v.(map[string]interface{})
+		if !ok {
+			continue
+		}
+		field := fmt.Sprintf("spec.patches[%d]", i)
+		if patch["external"] != nil {
+			o.multiAZ(field+".external", "is an external patch, which may set zones that cannot be seen here")
+			return
+		}
+		defs, _ := patch["definitions"].([]interface{})
+		for j, d := range defs {
+			def, _ := d.(map[string]interface{})
+			ops, _ := def["jsonPatches"].([]interface{})
+			for k, op := range ops {
+				if m, ok := op.(map[string]interface{}); ok {
+					o.checkJSONPatch(fmt.Sprintf("%s.definitions[%d].jsonPatches[%d]", field, j, k), m)
+				}
+			}
+		}
+	}
+}
+
+// checkJSONPatch checks one ClusterClass JSON patch operation.
+func (o *object) checkJSONPatch(field string, op map[string]interface{}) {
+	path, _ := op["path"].(string)
+	segments := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	zoneKey := ""
+	for i, s := range segments {
+		if zoneFields[s] {
+			zoneKey = strings.Join(segments[i:], "/")
+			break
+		}
+	}
+	kind, _ := op["op"].(string)
+	switch {
+	case zoneKey != "" && kind == "remove":
+		o.multiAZ(field, fmt.Sprintf("removes %s when the topology is reconciled, undoing the pinned zone", path))
+	case zoneKey != "" && op["valueFrom"] != nil:
+		o.multiAZ(field+".valueFrom", fmt.Sprintf("sets %s when the topology is reconciled from a value that cannot be seen here", path))
+	case zoneKey != "":
+		o.checkValue(field+".value", zoneKey, op["value"])
+	default:
+		o.checkValue(field+".value", "", op["value"])
+	}
+}
+
+// checkValue checks a value a ClusterClass patch or variable sets: key is the
+// zone field it is set at ("" when not one, "a/b" when below one).
+func (o *object) checkValue(field, key string, v interface{}) {
+	if o.err != nil {
+		return
+	}
+	top := strings.SplitN(key, "/", 2)[0]
+	switch {
+	case top == "controlPlaneOmitAvailabilityZone":
+		if b, _ := v.(bool); b {
+			o.fail(field, "sets controlPlaneOmitAvailabilityZone: true, so control plane machines get no availability zone; remove it, or mark the template multi-AZ with the annotation %s: \"true\"", MultiAZAnnotation)
+		}
+		return
+	case key != "" && strings.Contains(key, "/"):
+		// Below a zone field: an entry of a list (".../-", ".../0") or a
+		// volume's {from, name}.
+		last := key[strings.LastIndex(key, "/")+1:]
+		if last == "from" {
+			return
+		}
+		if verdict, why := o.p.judge(v); verdict == refuse {
+			o.multiAZ(field, why)
+		}
+		return
+	case key != "":
+		switch x := v.(type) {
+		case []interface{}:
+			o.checkList(field, x)
+		case map[string]interface{}:
+			if x["from"] == "Machine" {
+				return
+			}
+			if verdict, why := o.p.judge(x["name"]); verdict == refuse {
+				o.multiAZ(field+".name", why)
+			}
+		default:
+			if verdict, why := o.p.judge(v); verdict == refuse {
+				o.multiAZ(field, why)
+			}
+		}
+		return
+	}
+	switch x := v.(type) {
+	case map[string]interface{}:
+		for _, k := range sortedKeys(x) {
+			child := k
+			if !zoneFields[k] {
+				child = ""
+			}
+			o.checkValue(field+"."+k, child, x[k])
+		}
+	case []interface{}:
+		for i, item := range x {
+			o.checkValue(fmt.Sprintf("%s[%d]", field, i), "", item)
+		}
+	}
+}
+
+// checkSchemaDefaults checks the defaults a ClusterClass variable's schema
+// gives zone fields.
+func (o *object) checkSchemaDefaults(field, key string, s map[string]interface{}) {
+	if s == nil || o.err != nil {
+		return
+	}
+	if d, ok := s["default"]; ok {
+		o.checkValue(field+".default", key, d)
+	}
+	props, _ := s["properties"].(map[string]interface{})
+	for _, k := range sortedKeys(props) {
+		child, _ := props[k].(map[string]interface{})
+		ck := ""
+		if zoneFields[k] {
+			ck = k
+		}
+		o.checkSchemaDefaults(field+".properties."+k, ck, child)
+	}
+	if items, ok := s["items"].(map[string]interface{}); ok {
+		o.checkSchemaDefaults(field+".items", "", items)
+	}
+}
+
+// secondZone refuses any string below v that uses the second zone's
+// variable (OPENSTACK_FAILURE_DOMAIN_ALT), unless that is the asked one.
+func (o *object) secondZone(v interface{}, field string) {
+	if o.err != nil || o.p.asked == devstack.VarFailureDomainAlt {
+		return
+	}
+	switch x := v.(type) {
+	case map[string]interface{}:
+		for _, k := range sortedKeys(x) {
+			o.secondZone(x[k], strings.TrimPrefix(field+"."+k, "."))
+		}
+	case []interface{}:
+		for i, item := range x {
+			o.secondZone(item, fmt.Sprintf("%s[%d]", field, i))
+		}
+	case string:
+		for _, name := range o.p.vars.names(x) {
+			if name == devstack.VarFailureDomainAlt {
+				o.multiAZ(field, fmt.Sprintf("uses ${%s}, the second zone's variable", name))
+				return
+			}
+		}
+	}
+}
+
+func sortedKeys(m map[string]interface{}) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -158,6 +158,37 @@ spec:
 
 func join(docs ...string) []byte { return []byte(strings.Join(docs, "---\n")) }
 
+// clusterClass is a ClusterClass with a worker class (extra goes into it), a
+// bastion patch (extraPatches are more of its JSON patches) and a variable
+// (extraProps are more properties of its schema).
+func clusterClass(extra, extraPatches string, extraProps ...string) string {
+	return `apiVersion: cluster.x-k8s.io/v1beta2
+kind: ClusterClass
+metadata:
+  name: dev-test
+spec:
+  workers:
+    machineDeployments:
+    - class: default-worker
+` + extra + `    machinePools:
+    - class: default-pool
+  variables:
+  - name: bastion
+    required: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          enabled: {type: boolean, default: false}
+` + strings.Join(extraProps, "") + `  patches:
+  - name: bastion
+    definitions:
+    - selector: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta1, kind: OpenStackClusterTemplate, matchResources: {infrastructureCluster: true}}
+      jsonPatches:
+      - {op: add, path: /spec/template/spec/bastion, valueFrom: {variable: bastion}}
+` + extraPatches
+}
+
 var _ = Describe("PinToFailureDomain", func() {
 	DescribeTable("pins every machine to one zone",
 		func(template []byte, check func(out []byte)) {
@@ -205,10 +236,32 @@ var _ = Describe("PinToFailureDomain", func() {
 				Expect(field(o, "spec.managedSubnets[0].dnsNameservers")).To(Equal([]interface{}{"${OPENSTACK_DNS_NAMESERVERS}"}))
 				Expect(field(o, "spec.identityRef.cloudName")).To(Equal("${OPENSTACK_CLOUD}"))
 			}),
-		Entry("OpenStackCluster listing the zone and a variable",
-			join(osc("  controlPlaneAvailabilityZones: [testaz1, ${OPENSTACK_FAILURE_DOMAIN_ALT}]\n")),
+		Entry("OpenStackCluster listing the zone and its variable",
+			join(osc("  controlPlaneAvailabilityZones: [testaz1, \"${OPENSTACK_FAILURE_DOMAIN:=testaz1}\"]\n")),
 			func(out []byte) {
 				Expect(field(find(out, "OpenStackCluster", "${CLUSTER_NAME}"), "spec.controlPlaneAvailabilityZones")).To(Equal([]interface{}{zone}))
+			}),
+		Entry("OpenStackServer zone and root volume",
+			[]byte("apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1\nkind: OpenStackServer\nmetadata: {name: s}\n"+
+				"spec:\n  flavor: f\n  rootVolume: {sizeGiB: 1}\n"),
+			func(out []byte) {
+				o := find(out, "OpenStackServer", "s")
+				Expect(field(o, "spec.availabilityZone")).To(Equal(zone))
+				Expect(field(o, "spec.rootVolume.availabilityZone")).To(Equal(volumeAZ(zone)))
+			}),
+		Entry("ClusterClass worker classes; patches and variables that set no zone are kept",
+			[]byte(clusterClass("", "")),
+			func(out []byte) {
+				o := find(out, "ClusterClass", "dev-test")
+				Expect(field(o, "spec.workers.machineDeployments[0].failureDomain")).To(Equal(zone))
+				Expect(field(o, "spec.workers.machinePools[0].failureDomains")).To(Equal([]interface{}{zone}))
+				Expect(field(o, "spec.patches[0].definitions[0].jsonPatches[0].path")).To(Equal("/spec/template/spec/bastion"))
+			}),
+		Entry("ClusterClass patches that set the asked zone",
+			[]byte(clusterClass("", "      - {op: add, path: /spec/template/spec/controlPlaneAvailabilityZones, value: [\"${OPENSTACK_FAILURE_DOMAIN}\"]}\n"+
+				"      - {op: add, path: /spec/template/spec/rootVolume/availabilityZone, value: {from: Machine}}\n")),
+			func(out []byte) {
+				Expect(field(find(out, "ClusterClass", "dev-test"), "spec.workers.machineDeployments[0].failureDomain")).To(Equal(zone))
 			}),
 		Entry("OpenStackClusterTemplate, under spec.template.spec",
 			[]byte("apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\nkind: OpenStackClusterTemplate\nmetadata: {name: t}\n"+
@@ -222,7 +275,7 @@ var _ = Describe("PinToFailureDomain", func() {
 			join(osmt("      rootVolume:\n        sizeGiB: 25\n        type: ${OPENSTACK_VOLUME_TYPE_ALT}\n"+
 				"      additionalBlockDevices:\n"+
 				"      - {name: data, sizeGiB: 1, storage: {type: Volume}}\n"+
-				"      - {name: logs, sizeGiB: 1, storage: {type: Volume, volume: {type: fast, availabilityZone: {name: ${AZ}}}}}\n"+
+				"      - {name: logs, sizeGiB: 1, storage: {type: Volume, volume: {type: fast, availabilityZone: {name: ${OPENSTACK_FAILURE_DOMAIN}}}}}\n"+
 				"      - {name: scratch, sizeGiB: 1, storage: {type: Local}}\n")),
 			func(out []byte) {
 				o := find(out, "OpenStackMachineTemplate", "md-0")
@@ -264,14 +317,22 @@ var _ = Describe("PinToFailureDomain", func() {
 			}),
 	)
 
-	It("pins to a variable when given one", func() {
-		out, err := framework.PinToFailureDomain(join(md("      failureDomain: ${OPENSTACK_FAILURE_DOMAIN_ALT}\n"), osc("")), "${OPENSTACK_FAILURE_DOMAIN}")
+	It("pins to a variable when given one, and to the second zone's variable when asked", func() {
+		out, err := framework.PinToFailureDomain(join(md("      failureDomain: ${OPENSTACK_FAILURE_DOMAIN:=testaz1}\n"), osc("")), "${OPENSTACK_FAILURE_DOMAIN}")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(field(find(out, "MachineDeployment", "md-0"), "spec.template.spec.failureDomain")).To(Equal("${OPENSTACK_FAILURE_DOMAIN}"))
 		Expect(string(out)).To(ContainSubstring("controlPlaneAvailabilityZones:\n  - ${OPENSTACK_FAILURE_DOMAIN}\n"))
+
+		out, err = framework.PinToFailureDomain(join(md("      failureDomain: ${OPENSTACK_FAILURE_DOMAIN_ALT}\n"), osc("")), "${OPENSTACK_FAILURE_DOMAIN_ALT}")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(field(find(out, "MachineDeployment", "md-0"), "spec.template.spec.failureDomain")).To(Equal("${OPENSTACK_FAILURE_DOMAIN_ALT}"))
+		Expect(field(find(out, "OpenStackCluster", "${CLUSTER_NAME}"), "spec.controlPlaneAvailabilityZones")).To(Equal([]interface{}{"${OPENSTACK_FAILURE_DOMAIN_ALT}"}))
+
+		_, err = framework.PinToFailureDomain(join(md("      failureDomain: ${OPENSTACK_FAILURE_DOMAIN}\n")), "${OPENSTACK_FAILURE_DOMAIN_ALT}")
+		Expect(err).To(MatchError(framework.ErrMultiAZ), "another zone's variable is refused")
 	})
 
-	DescribeTable("refuses objects pinned elsewhere, naming the object and the field",
+	DescribeTable("refuses multi-AZ content, naming the object and the field",
 		func(template []byte, kind, name, fieldPath string) {
 			out, err := framework.PinToFailureDomain(template, zone)
 			Expect(out).To(BeNil())
@@ -282,11 +343,57 @@ var _ = Describe("PinToFailureDomain", func() {
 			Expect(pe.Field).To(Equal(fieldPath))
 			Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("%s %q: %s", kind, name, fieldPath)))
 			Expect(err.Error()).To(ContainSubstring(framework.MultiAZAnnotation), "the error says how to mark the template instead")
+			Expect(errors.Is(err, framework.ErrMultiAZ)).To(Equal(fieldPath != "spec.controlPlaneOmitAvailabilityZone"),
+				"zone content is ErrMultiAZ; omitting the zone is not")
 		},
 		Entry("MachineDeployment in testaz2", join(kubeadmConfigTemplate, md("      failureDomain: testaz2\n")),
 			"MachineDeployment", "md-0", "spec.template.spec.failureDomain"),
 		Entry("OpenStackCluster listing testaz2", join(osc("  controlPlaneAvailabilityZones: [testaz1, testaz2]\n")),
-			"OpenStackCluster", "${CLUSTER_NAME}", "spec.controlPlaneAvailabilityZones[1]"),
+			"OpenStackCluster", "${CLUSTER_NAME}", "spec.controlPlaneAvailabilityZones"),
+		Entry("OpenStackCluster listing the second zone's variable", join(osc("  controlPlaneAvailabilityZones: [testaz1, ${OPENSTACK_FAILURE_DOMAIN_ALT}]\n")),
+			"OpenStackCluster", "${CLUSTER_NAME}", "spec.controlPlaneAvailabilityZones"),
+		Entry("OpenStackCluster listing only testaz2", join(osc("  controlPlaneAvailabilityZones: [testaz2]\n")),
+			"OpenStackCluster", "${CLUSTER_NAME}", "spec.controlPlaneAvailabilityZones[0]"),
+		Entry("MachineDeployment in the second zone's variable", join(md("      failureDomain: ${OPENSTACK_FAILURE_DOMAIN_ALT}\n")),
+			"MachineDeployment", "md-0", "spec.template.spec.failureDomain"),
+		Entry("MachineDeployment in any other _ALT variable", join(md("      failureDomain: ${MY_ZONE_ALT}\n")),
+			"MachineDeployment", "md-0", "spec.template.spec.failureDomain"),
+		Entry("MachineDeployment in a variable whose zone is not known", join(md("      failureDomain: ${MY_ZONE}\n")),
+			"MachineDeployment", "md-0", "spec.template.spec.failureDomain"),
+		Entry("MachineDeployment in text around the asked variable", join(md("      failureDomain: ${OPENSTACK_FAILURE_DOMAIN}-b\n")),
+			"MachineDeployment", "md-0", "spec.template.spec.failureDomain"),
+		Entry("MachinePool over two zones",
+			[]byte("apiVersion: cluster.x-k8s.io/v1beta2\nkind: MachinePool\nmetadata: {name: mp}\nspec: {failureDomains: [testaz1, testaz2]}\n"),
+			"MachinePool", "mp", "spec.failureDomains"),
+		Entry("the second zone's variable in a field that is not a zone",
+			join(md(""), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {zones: \"${OPENSTACK_FAILURE_DOMAIN},${OPENSTACK_FAILURE_DOMAIN_ALT}\"}\n"),
+			"ConfigMap", "conf", "data.zones"),
+		Entry("a volume in the second zone's variable",
+			join(osmt("      rootVolume: {sizeGiB: 1, availabilityZone: {name: \"${OPENSTACK_FAILURE_DOMAIN_ALT}\"}}\n")),
+			"OpenStackMachineTemplate", "md-0", "spec.template.spec.rootVolume.availabilityZone.name"),
+		Entry("ClusterClass worker class in testaz2", []byte(clusterClass("      failureDomain: testaz2\n", "")),
+			"ClusterClass", "dev-test", "spec.workers.machineDeployments[0].failureDomain"),
+		Entry("ClusterClass patch setting the zones from a variable",
+			[]byte(clusterClass("", "      - {op: add, path: /spec/template/spec/controlPlaneAvailabilityZones, valueFrom: {variable: zones}}\n")),
+			"ClusterClass", "dev-test", "spec.patches[0].definitions[0].jsonPatches[1].valueFrom"),
+		Entry("ClusterClass patch adding the second zone",
+			[]byte(clusterClass("", "      - {op: add, path: /spec/template/spec/controlPlaneAvailabilityZones/-, value: \"${OPENSTACK_FAILURE_DOMAIN_ALT}\"}\n")),
+			"ClusterClass", "dev-test", "spec.patches[0].definitions[0].jsonPatches[1].value"),
+		Entry("ClusterClass patch removing the zones",
+			[]byte(clusterClass("", "      - {op: remove, path: /spec/template/spec/controlPlaneAvailabilityZones}\n")),
+			"ClusterClass", "dev-test", "spec.patches[0].definitions[0].jsonPatches[1]"),
+		Entry("ClusterClass patch setting a bastion in testaz2",
+			[]byte(clusterClass("", "      - {op: add, path: /spec/template/spec/bastion, value: {enabled: true, availabilityZone: testaz2}}\n")),
+			"ClusterClass", "dev-test", "spec.patches[0].definitions[0].jsonPatches[1].value.availabilityZone"),
+		Entry("ClusterClass variable whose default is testaz2",
+			[]byte(clusterClass("", "", "          availabilityZone: {type: string, default: testaz2}\n")),
+			"ClusterClass", "dev-test", "spec.variables[0].schema.openAPIV3Schema.properties.availabilityZone.default"),
+		Entry("ClusterClass external patch",
+			[]byte(strings.Replace(clusterClass("", ""), "  - name: bastion\n    definitions:", "  - name: ext\n    external: {generatePatchesExtension: gen}\n  - name: bastion\n    definitions:", 1)),
+			"ClusterClass", "dev-test", "spec.patches[0].external"),
+		Entry("topology variable with a bastion in testaz2",
+			[]byte(strings.Replace(fmt.Sprintf(topologyCluster, "testaz1", "testaz1"), "    workers:\n", "    variables:\n    - {name: bastion, value: {enabled: true, availabilityZone: testaz2}}\n    workers:\n", 1)),
+			"Cluster", "${CLUSTER_NAME}", "spec.topology.variables[0].value.availabilityZone"),
 		Entry("OpenStackCluster omitting the zone", join(osc("  controlPlaneOmitAvailabilityZone: true\n")),
 			"OpenStackCluster", "${CLUSTER_NAME}", "spec.controlPlaneOmitAvailabilityZone"),
 		Entry("OpenStackCluster bastion in testaz2", join(osc("  bastion: {availabilityZone: testaz2}\n")),
@@ -483,6 +590,7 @@ spec:
 
 	_, err = framework.PinToFailureDomain(pinned, "testaz2")
 	fmt.Println(err)
+	fmt.Println(errors.Is(err, framework.ErrMultiAZ))
 	// Output:
 	// apiVersion: cluster.x-k8s.io/v1beta2
 	// kind: MachineDeployment
@@ -494,5 +602,6 @@ spec:
 	//     spec:
 	//       failureDomain: testaz1
 	//       version: ${KUBERNETES_VERSION}
-	// pin to failure domain "testaz2": MachineDeployment "${CLUSTER_NAME}-md-0": spec.template.spec.failureDomain: already pinned to "testaz1"; remove it or set it to "testaz2", or mark the template multi-AZ with the annotation stackgate.io/multi-az: "true"
+	// pin to failure domain "testaz2": MachineDeployment "${CLUSTER_NAME}-md-0": spec.template.spec.failureDomain: is the zone "testaz1", and pinning to testaz2 would change where machines go: the template is multi-AZ; use it unpinned (errors.Is(err, framework.ErrMultiAZ)), mark it with the annotation stackgate.io/multi-az: "true", or set the field to testaz2 or ${OPENSTACK_FAILURE_DOMAIN}
+	// true
 }
