@@ -1,5 +1,7 @@
 package devstack
 
+import "time"
+
 // SetRemoteNodeForTest makes CollectLogs read a remote node's
 // configuration below root, list its units with the command units and print
 // one unit's log with journal (a format of the unit), in place of a DevStack
@@ -8,4 +10,10 @@ func SetRemoteNodeForTest(root, units, journal string) (restore func()) {
 	saved := devstackNode
 	devstackNode = remoteNode{root: root, units: units, journal: journal}
 	return func() { devstackNode = saved }
+}
+
+// PollingForTest returns the polling of s once Up's WithPolling(d) applied
+// to it (s must be a Condition).
+func PollingForTest(s Strategy, d time.Duration) time.Duration {
+	return withPolling(s, d).(*Condition).intervals.Polling
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -20,6 +21,7 @@ type upOptions struct {
 	attach     []byte
 	stateFile  string
 	downOnFail bool
+	polling    time.Duration
 }
 
 // WithLogger sends progress and the tunnel's events to l.
@@ -29,6 +31,31 @@ func WithLogger(l logr.Logger) Option { return func(o *upOptions) { o.log = l } 
 // (default: DefaultStrategies). No strategies means no wait.
 func WithWait(strategies ...Strategy) Option {
 	return func(o *upOptions) { o.strategies, o.setWait = strategies, true }
+}
+
+// WithPolling makes the strategies Up waits for check every d, as the
+// polling of an e2e configuration's interval asks; a Condition whose
+// intervals set a polling of their own keeps it.
+func WithPolling(d time.Duration) Option { return func(o *upOptions) { o.polling = d } }
+
+// withPolling gives s, and each strategy it combines, the polling d unless
+// it has one.
+func withPolling(s Strategy, d time.Duration) Strategy {
+	switch x := s.(type) {
+	case *Condition:
+		if x.intervals.Polling <= 0 {
+			iv := x.intervals
+			iv.Polling = d
+			return x.WithIntervals(iv)
+		}
+	case all:
+		out := make(all, len(x))
+		for i, s := range x {
+			out[i] = withPolling(s, d)
+		}
+		return out
+	}
+	return s
 }
 
 // WithAttach attaches to the environment serialised by Environment.Marshal
@@ -57,6 +84,13 @@ func Up(ctx context.Context, cfg Config, host Host, opts ...Option) (*Environmen
 	}
 	if !o.setWait {
 		o.strategies = DefaultStrategies(cfg)
+	}
+	if o.polling > 0 {
+		polled := make([]Strategy, len(o.strategies))
+		for i, s := range o.strategies {
+			polled[i] = withPolling(s, o.polling)
+		}
+		o.strategies = polled
 	}
 	env, attached, err := o.environment(ctx, cfg, host)
 	if err != nil {

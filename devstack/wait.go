@@ -2,7 +2,6 @@ package devstack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -22,17 +21,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
 )
 
-// Polling of every wait: the first retry after MinPollInterval, each next one
-// 1.5 times later, never more than MaxPollInterval apart.
-const (
-	MinPollInterval = 100 * time.Millisecond
-	MaxPollInterval = time.Second
-	// DefaultWaitTimeout bounds a wait that was given no timeout of its own.
-	DefaultWaitTimeout = 5 * time.Minute
-	// DefaultSecondAZTimeout bounds WaitForSecondAZ unless the context's deadline is earlier.
-	DefaultSecondAZTimeout = 15 * time.Minute
-)
-
 // Strategy is one readiness condition of an environment, in the style of
 // testcontainers' wait strategies: small, composable and bounded.
 type Strategy interface {
@@ -43,38 +31,11 @@ type Strategy interface {
 	String() string
 }
 
-// WaitTimeoutError is a wait that gave up: what it waited for, for how long,
-// and what it saw on its last look.
-type WaitTimeoutError struct {
-	// What is the condition that was awaited.
-	What string
-	// Waited is how long it was awaited.
-	Waited time.Duration
-	// LastSeen describes the last observation. When the checks after it
-	// failed, it starts with the last error and ends with that observation.
-	LastSeen string
-	// Err is the context's error (deadline exceeded or canceled).
-	Err error
-}
-
-// Error says whether the wait timed out or was canceled, after how long,
-// what it waited for and what it saw last.
-func (e *WaitTimeoutError) Error() string {
-	verb := "timed out"
-	if errors.Is(e.Err, context.Canceled) {
-		verb = "canceled"
-	}
-	return fmt.Sprintf("%s after %s waiting for %s; last seen: %s", verb, e.Waited.Round(time.Millisecond), e.What, e.LastSeen)
-}
-
-// Unwrap returns the context's error.
-func (e *WaitTimeoutError) Unwrap() error { return e.Err }
-
 // Condition is a Strategy that polls one check with backoff until it holds.
 type Condition struct {
-	what    string
-	cloud   string
-	timeout time.Duration
+	what      string
+	cloud     string
+	intervals Intervals
 	// noClients marks checks that authenticate themselves instead of using Clients.
 	noClients bool
 	check     func(ctx context.Context, env *Environment, cloud string, c *Clients) (seen string, ok bool, err error)
@@ -84,7 +45,15 @@ type Condition struct {
 // context's deadline still applies when it is earlier.
 func (c *Condition) WithTimeout(d time.Duration) *Condition {
 	cp := *c
-	cp.timeout = d
+	cp.intervals.Timeout = d
+	return &cp
+}
+
+// WithIntervals bounds the condition and sets its polling as an e2e
+// configuration's [timeout, polling] do (see Intervals).
+func (c *Condition) WithIntervals(iv Intervals) *Condition {
+	cp := *c
+	cp.intervals = iv
 	return &cp
 }
 
@@ -99,89 +68,17 @@ func (c *Condition) WithCloud(name string) *Condition {
 // String says what the condition waits for.
 func (c *Condition) String() string { return c.what }
 
-// permanent marks errors that polling cannot cure.
-type permanent struct{ err error }
-
-func (p permanent) Error() string { return p.err.Error() }
-func (p permanent) Unwrap() error { return p.err }
-
-func isPermanent(err error) bool {
-	var cy *CloudsYAMLError
-	var nf *CloudNotFoundError
-	var p permanent
-	return errors.Is(err, ErrUnauthorized) || errors.As(err, &cy) || errors.As(err, &nf) || errors.As(err, &p)
-}
-
-// WaitUntilReady polls the condition until it holds, the timeout passes or ctx ends.
+// WaitUntilReady polls the condition until it holds, its intervals' timeout
+// passes or ctx ends.
 func (c *Condition) WaitUntilReady(ctx context.Context, env *Environment) error {
-	timeout := c.timeout
-	if timeout <= 0 {
-		timeout = DefaultWaitTimeout
-	}
-	// Taken before the deadline is set, so that a wait its own timeout ends
-	// reports at least that timeout.
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	cloud := c.cloud
 	if cloud == "" {
 		cloud = env.Config.WithDefaults().CloudAdmin
 	}
-	log := env.state().log.WithValues("wait", c.what)
-	interval := MinPollInterval
-	var seen lastSeen
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for attempt := 1; ; attempt++ {
-		select {
-		case <-ctx.Done():
-			return &WaitTimeoutError{What: c.what, Waited: time.Since(start), LastSeen: seen.String(), Err: ctx.Err()}
-		case <-timer.C:
-		}
-		ok, s, err := c.once(ctx, env, cloud)
-		switch {
-		case err != nil && isPermanent(err):
-			return fmt.Errorf("waiting for %s: %w", c.what, err)
-		case err != nil:
-			switch {
-			case ctx.Err() == nil:
-				seen.err = err.Error()
-			case attempt == 1: // the first check did not finish in time: say what it was doing
-				seen.unfinished = err.Error()
-			}
-		case ok:
-			log.V(1).Info("ready", "after", time.Since(start).Round(time.Millisecond).String(), "attempts", attempt)
-			return nil
-		default:
-			seen = lastSeen{observed: s}
-		}
-		log.V(2).Info("not yet", "seen", seen.String())
-		timer.Reset(interval)
-		interval = min(interval*3/2, MaxPollInterval)
-	}
-}
-
-// lastSeen is what a wait saw: its last observation, and the error of the
-// checks that failed since (a restarting API, a dropped connection), so that
-// a timeout names both.
-type lastSeen struct {
-	observed   string
-	err        string
-	unfinished string // the first check's error when the deadline cut it short
-}
-
-func (l lastSeen) String() string {
-	switch {
-	case l.err != "" && l.observed != "":
-		return "error: " + l.err + " (the last check that answered saw: " + l.observed + ")"
-	case l.err != "":
-		return "error: " + l.err
-	case l.observed != "":
-		return l.observed
-	case l.unfinished != "":
-		return "the first check did not finish in time: " + l.unfinished
-	}
-	return "nothing yet (no check completed)"
+	return Poll(ctx, env.state().log, c.what, c.intervals, func(ctx context.Context) (string, bool, error) {
+		ok, seen, err := c.once(ctx, env, cloud)
+		return seen, ok, err
+	})
 }
 
 func (c *Condition) once(ctx context.Context, env *Environment, cloud string) (bool, string, error) {
@@ -253,7 +150,7 @@ func ForCatalog(serviceTypes ...string) *Condition {
 		}
 		r, ok := pc.GetAuthResult().(catalogResult)
 		if !ok {
-			return "", false, permanent{fmt.Errorf("cloud %q does not use keystone v3 (no service catalog in the token)", cloud)}
+			return "", false, Permanent(fmt.Errorf("cloud %q does not use keystone v3 (no service catalog in the token)", cloud))
 		}
 		catalog, err := r.ExtractServiceCatalog()
 		if err != nil {
@@ -482,6 +379,9 @@ func cinderZone(ctx context.Context, c *Clients, az string) (bool, string, error
 func (e *Environment) WaitForSecondAZ(ctx context.Context) error {
 	return ForAvailabilityZone(e.Config.WithDefaults().FailureDomainAlt).WithTimeout(DefaultSecondAZTimeout).WaitUntilReady(ctx, e)
 }
+
+// DefaultSecondAZTimeout bounds WaitForSecondAZ unless the context's deadline is earlier.
+const DefaultSecondAZTimeout = 15 * time.Minute
 
 // DefaultStrategies are what Up waits for unless told otherwise: a token, a
 // catalog with the core services and the controller's zone. The worker's zone

@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,48 +15,6 @@ import (
 
 	"github.com/stackgate/stackgate/devstack"
 )
-
-// IntervalTimeout returns the timeout of Gomega-style intervals as the e2e
-// configuration gives them ([timeout, polling]: "20m", a time.Duration, or
-// a number of seconds). No intervals is an error.
-func IntervalTimeout(intervals ...interface{}) (time.Duration, error) {
-	if len(intervals) == 0 {
-		return 0, fmt.Errorf("no intervals given: pass e2eConfig.GetIntervals(spec, \"wait-...\") and define the key in the e2e configuration")
-	}
-	return duration(intervals[0])
-}
-
-// IntervalPolling returns the polling interval of Gomega-style intervals,
-// or def when none is given.
-func IntervalPolling(def time.Duration, intervals ...interface{}) (time.Duration, error) {
-	if len(intervals) < 2 {
-		return def, nil
-	}
-	return duration(intervals[1])
-}
-
-func duration(v interface{}) (time.Duration, error) {
-	switch x := v.(type) {
-	case time.Duration:
-		return x, nil
-	case string:
-		if d, err := time.ParseDuration(x); err == nil {
-			return d, nil
-		}
-		if f, err := strconv.ParseFloat(x, 64); err == nil {
-			return time.Duration(f * float64(time.Second)), nil
-		}
-		return 0, fmt.Errorf("interval %q is not a duration such as \"10m\" or \"30s\"", x)
-	case int:
-		return time.Duration(x) * time.Second, nil
-	case int64:
-		return time.Duration(x) * time.Second, nil
-	case float64:
-		return time.Duration(x * float64(time.Second)), nil
-	default:
-		return 0, fmt.Errorf("interval %v of type %T is not a duration; use a string such as \"10m\"", v, v)
-	}
-}
 
 // WaitForSecondAZInput is the input of WaitForSecondAZ.
 type WaitForSecondAZInput struct {
@@ -72,8 +29,8 @@ type WaitForSecondAZInput struct {
 // devstack.ForAvailabilityZone checks it: a nova zone with a host whose
 // nova-compute is available and active, a placement allocation candidate for
 // a one-vCPU server in the zone's host aggregates, and a cinder zone with a
-// cinder-volume up and enabled. It waits within intervals (use
-// e2eConfig.GetIntervals(spec, "wait-alt-az")); the spec fails with what was
+// cinder-volume up and enabled. It waits within intervals, polling as they
+// say (use e2eConfig.GetIntervals(spec, "wait-alt-az")); the spec fails with what was
 // seen last when it does not. It returns how long it waited and records it
 // in the spec's report.
 func WaitForSecondAZ(ctx context.Context, input WaitForSecondAZInput, intervals ...interface{}) time.Duration {
@@ -82,10 +39,10 @@ func WaitForSecondAZ(ctx context.Context, input WaitForSecondAZInput, intervals 
 	if az == "" {
 		az = input.DevStack.Config().FailureDomainAlt
 	}
-	timeout, err := IntervalTimeout(intervals...)
+	iv, err := ParseIntervals(intervals...)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for WaitForSecondAZ")
 	start := time.Now()
-	err = devstack.ForAvailabilityZone(az).WithTimeout(timeout).WaitUntilReady(ctx, input.DevStack.Environment)
+	err = devstack.ForAvailabilityZone(az).WithIntervals(iv).WaitUntilReady(ctx, input.DevStack.Environment)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Availability zone %q of DevStack %q did not become usable", az, input.DevStack.Config().Name)
 	waited := time.Since(start)
 	ginkgo.AddReportEntry("second AZ ready", fmt.Sprintf("%s usable after waiting %s (%s after setup started)", az,

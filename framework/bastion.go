@@ -7,11 +7,13 @@ import (
 	"net"
 	"time"
 
+	"github.com/go-logr/logr"
 	"golang.org/x/crypto/ssh"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/tunnel"
 )
 
@@ -19,7 +21,7 @@ import (
 // from when given a cluster name (CAPO's v1beta1 API).
 var OpenStackClusterGVK = schema.GroupVersionKind{Group: "infrastructure.cluster.x-k8s.io", Version: "v1beta1", Kind: "OpenStackCluster"}
 
-// DefaultBastionTimeout bounds BastionDialer when its input sets no Timeout.
+// DefaultBastionTimeout bounds BastionDialer when it is given no intervals.
 const DefaultBastionTimeout = 5 * time.Minute
 
 // BastionDialerInput is the input of BastionDialer. The bastion's address
@@ -53,10 +55,6 @@ type BastionDialerInput struct {
 	// tunnel.HostKeyAlgorithms(key): a host has several keys and otherwise
 	// presents the one the client prefers. Default: x/crypto/ssh's order.
 	HostKeyAlgorithms []string
-	// Timeout bounds the attempts (the bastion's sshd may still be starting);
-	// default DefaultBastionTimeout. Use the e2e configuration's
-	// "wait-bastion-ssh" interval.
-	Timeout time.Duration
 }
 
 // Bastion is an SSH connection to a cluster's bastion, through the tunnel.
@@ -71,11 +69,13 @@ type Bastion struct {
 	hostAlgos []string
 }
 
-// BastionDialer connects to a cluster's bastion through the tunnel,
-// retrying with backoff until it answers or the timeout passes; the error
-// then says what it tried and the last failure. It returns errors instead
-// of failing the spec, so log collectors can use it too.
-func BastionDialer(ctx context.Context, input BastionDialerInput) (*Bastion, error) {
+// BastionDialer connects to a cluster's bastion through the tunnel, trying
+// again until it answers (its sshd may still be starting) within intervals,
+// polling as they say (use e2eConfig.GetIntervals(spec, "wait-bastion-ssh");
+// none: DefaultBastionTimeout); the error then says what it tried and the
+// last failure. It returns errors instead of failing the spec, so log
+// collectors can use it too.
+func BastionDialer(ctx context.Context, input BastionDialerInput, intervals ...interface{}) (*Bastion, error) {
 	if input.Tunnel == nil {
 		return nil, errors.New("bastion dialer: Tunnel is nil: pass DevStack.Tunnel")
 	}
@@ -88,32 +88,34 @@ func BastionDialer(ctx context.Context, input BastionDialerInput) (*Bastion, err
 	if input.HostKeyCallback == nil {
 		return nil, errors.New("bastion dialer: HostKeyCallback is nil: pin the key with tunnel.PinnedHostKey, or pass ssh.InsecureIgnoreHostKey() explicitly")
 	}
+	iv := devstack.Intervals{Timeout: DefaultBastionTimeout}
+	if len(intervals) > 0 {
+		var err error
+		if iv, err = ParseIntervals(intervals...); err != nil {
+			return nil, fmt.Errorf("bastion dialer: intervals: %w", err)
+		}
+	}
 	addr, err := BastionAddress(ctx, input)
 	if err != nil {
 		return nil, err
 	}
-	timeout := orDefault(input.Timeout, DefaultBastionTimeout)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	cfg := &ssh.ClientConfig{
 		User: input.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(input.Signer)},
 		HostKeyCallback: input.HostKeyCallback, HostKeyAlgorithms: input.HostKeyAlgorithms, Timeout: 30 * time.Second,
 	}
-	start := time.Now()
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	var b *Bastion
+	err = devstack.Poll(ctx, logr.Discard(), fmt.Sprintf("an SSH connection to %s@%s", input.User, addr), iv, func(ctx context.Context) (string, bool, error) {
 		c, err := input.Tunnel.Jump(ctx, addr, cfg)
-		if err == nil {
-			return &Bastion{Client: c, Address: addr, signer: input.Signer, hostKey: input.HostKeyCallback, hostAlgos: input.HostKeyAlgorithms}, nil
+		if err != nil {
+			return "", false, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("bastion dialer: no SSH connection to %s@%s after %d attempts in %s: last error: %w",
-				input.User, addr, attempt, time.Since(start).Round(time.Millisecond), err)
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
+		b = &Bastion{Client: c, Address: addr, signer: input.Signer, hostKey: input.HostKeyCallback, hostAlgos: input.HostKeyAlgorithms}
+		return "connected", true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bastion dialer: %w", err)
 	}
+	return b, nil
 }
 
 // BastionAddress returns the host:port BastionDialer would dial: input.Address,

@@ -84,7 +84,7 @@ type setupData struct {
 
 // SetupDevStack brings the environment up (or attaches to a running one) and
 // waits until the controller's APIs answer, within the e2e configuration's
-// "wait-devstack" interval. The worker may still be joining when it returns
+// "wait-devstack" interval and polling at its polling interval. The worker may still be joining when it returns
 // (see WaitForSecondAZ). Call it in the first function of
 // SynchronizedBeforeSuite and return its result: it holds credentials and
 // must not be logged.
@@ -101,10 +101,11 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 		cfg, err = ConfigFromE2EConfig(input.E2EConfig)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid DevStack configuration")
 	}
-	timeout, err := IntervalTimeout(input.E2EConfig.GetIntervals("default", "wait-devstack")...)
+	iv, err := ParseIntervals(input.E2EConfig.GetIntervals("default", "wait-devstack")...)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid interval default/wait-devstack in the e2e configuration")
+	timeout := iv.Timeout
 
-	opts := []devstack.Option{devstack.WithLogger(log)}
+	opts := []devstack.Option{devstack.WithLogger(log), devstack.WithPolling(iv.Polling)}
 	host := input.Host
 	attach := input.AttachFile
 	if attach == "" {

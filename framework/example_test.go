@@ -58,7 +58,7 @@ func ExampleSetupDevStack() {
 			bastion, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
 				Tunnel: ds.Tunnel, Address: "172.24.4.10", User: "cirros", Signer: key,
 				HostKeyCallback: ssh.InsecureIgnoreHostKey(), // a public image's key is unknown in advance
-			})
+			}, e2eConfig.GetIntervals("multi-az", "wait-bastion-ssh")...)
 			Expect(err).NotTo(HaveOccurred())
 			defer bastion.Close()
 			res, err := framework.RunOnNode(ctx, framework.RunOnNodeInput{

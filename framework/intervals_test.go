@@ -1,11 +1,13 @@
 package framework_test
 
 import (
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/framework"
 )
 
@@ -36,5 +38,33 @@ var _ = Describe("intervals from the e2e configuration", func() {
 		conf, err := framework.LoadE2EConfig(ctx, "")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(framework.IntervalTimeout(conf.GetIntervals("multi-az", "wait-alt-az")...)).To(Equal(20 * time.Minute))
+	})
+})
+
+var _ = Describe("ParseIntervals", func() {
+	It("reads the timeout and the polling whole", func() {
+		Expect(framework.ParseIntervals("20m", "10s")).To(Equal(devstack.Intervals{Timeout: 20 * time.Minute, Polling: 10 * time.Second}))
+		Expect(framework.ParseIntervals("5m")).To(Equal(devstack.Intervals{Timeout: 5 * time.Minute}))
+	})
+
+	It("refuses what cannot bound a wait, naming it", func() {
+		_, err := framework.ParseIntervals("5m", "often")
+		Expect(err).To(MatchError(ContainSubstring(`polling: interval "often" is not a duration`)))
+		_, err = framework.ParseIntervals("0s", "1s")
+		Expect(err).To(MatchError(ContainSubstring("the timeout must be positive")))
+		_, err = framework.ParseIntervals("5m", "1s", "2s")
+		Expect(err).To(MatchError(ContainSubstring("3 intervals given")))
+	})
+
+	It("reads every wait of the embedded configuration", func(ctx SpecContext) {
+		conf, err := framework.LoadE2EConfig(ctx, "")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(conf.Intervals).NotTo(BeEmpty())
+		for key := range conf.Intervals {
+			spec, name, _ := strings.Cut(key, "/")
+			iv, err := framework.ParseIntervals(conf.GetIntervals(spec, name)...)
+			Expect(err).NotTo(HaveOccurred(), key)
+			Expect(iv.Polling).To(BeNumerically(">", 0), "%s gives its polling", key)
+		}
 	})
 })

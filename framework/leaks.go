@@ -28,34 +28,40 @@ type DeferLeakCheckInput struct {
 // DeferLeakCheck takes a snapshot of the environment's resources now and
 // registers a DeferCleanup that, after the spec's own cleanups ran, fails the
 // spec listing every resource created since and still present. Deletions
-// still in flight are awaited within intervals (use
+// still in flight are awaited within intervals, polling as they say (use
 // e2eConfig.GetIntervals(spec, "wait-teardown")). Call it before the spec
 // creates anything, so its check runs after their deletion.
 func DeferLeakCheck(ctx context.Context, input DeferLeakCheckInput, intervals ...interface{}) {
 	gomega.Expect(input.DevStack).NotTo(gomega.BeNil(), "Invalid argument. input.DevStack can't be nil when calling DeferLeakCheck")
-	timeout, err := IntervalTimeout(intervals...)
+	iv, err := ParseIntervals(intervals...)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for DeferLeakCheck")
-	polling, err := IntervalPolling(2*time.Second, intervals...)
-	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid intervals for DeferLeakCheck")
+	if iv.Polling == 0 {
+		iv.Polling = DefaultLeakCheckPolling
+	}
 	before, err := input.DevStack.Environment.Snapshot(ctx)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't take a snapshot of DevStack %q's resources for the leak check", input.DevStack.Config().Name)
 	ginkgo.DeferCleanup(func(ctx context.Context) {
-		gomega.Eventually(ctx, func(ctx context.Context) ([]string, error) {
+		what := fmt.Sprintf("no resource left behind by this spec (name prefix %q)", input.NamePrefix)
+		err := devstack.Poll(ctx, ginkgo.GinkgoLogr, what, iv, func(ctx context.Context) (string, bool, error) {
 			ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 			defer cancel()
 			leaked, err := LeakedSince(ctx, input.DevStack, before, input.NamePrefix)
 			if err != nil {
-				return nil, err
+				return "", false, err
 			}
 			out := make([]string, len(leaked))
 			for i, r := range leaked {
 				out[i] = r.String()
 			}
-			return out, nil
-		}).WithTimeout(timeout).WithPolling(polling).Should(gomega.BeEmpty(),
-			"Resources left behind by this spec (name prefix %q)", input.NamePrefix)
-	}, ginkgo.NodeTimeout(timeout+time.Minute))
+			return fmt.Sprintf("%d left: %s", len(out), strings.Join(out, "; ")), len(out) == 0, nil
+		})
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Resources left behind by this spec (name prefix %q)", input.NamePrefix)
+	}, ginkgo.NodeTimeout(iv.Timeout+time.Minute))
 }
+
+// DefaultLeakCheckPolling is how often DeferLeakCheck looks again when its
+// intervals give no polling.
+const DefaultLeakCheckPolling = 2 * time.Second
 
 // attemptTimeout bounds one look of a polling helper, so that an API that
 // stopped answering is reported as an error and polled again.

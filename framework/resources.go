@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -22,38 +23,74 @@ import (
 	"github.com/stackgate/stackgate/devstack"
 )
 
-// DefaultDeleteTimeout bounds the deletions registered with DeferCleanup by
-// the Create helpers unless their input says otherwise.
-const DefaultDeleteTimeout = 5 * time.Minute
+// DefaultDeleteTimeout and DefaultDeletePolling bound the deletions
+// registered with DeferCleanup by the Create helpers unless their input
+// gives intervals.
+const (
+	DefaultDeleteTimeout = 5 * time.Minute
+	DefaultDeletePolling = time.Second
+)
 
 func isNotFound(err error) bool { return gophercloud.ResponseCodeIs(err, http.StatusNotFound) }
 
-// deferDelete registers a cleanup that deletes a resource and waits until it
-// is gone, failing the spec with the last state seen otherwise.
-func deferDelete(what string, timeout time.Duration, del func(context.Context) error, get func(context.Context) (string, error)) {
-	timeout = orDefault(timeout, DefaultDeleteTimeout)
+var defaultDeleteIntervals = devstack.Intervals{Timeout: DefaultDeleteTimeout, Polling: DefaultDeletePolling}
+
+// deleteIntervals reads an input's DeleteIntervals; none means
+// [DefaultDeleteTimeout, DefaultDeletePolling].
+func deleteIntervals(helper string, intervals []interface{}) devstack.Intervals {
+	if len(intervals) == 0 {
+		return defaultDeleteIntervals
+	}
+	iv, err := ParseIntervals(intervals...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid argument. input.DeleteIntervals of %s", helper)
+	return iv
+}
+
+// deferDelete registers a cleanup that deletes a resource and waits within
+// iv until it is gone, failing the spec with the last state seen otherwise.
+func deferDelete(what string, iv devstack.Intervals, del func(context.Context) error, get func(context.Context) (string, error)) {
 	ginkgo.DeferCleanup(func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if err := del(ctx); err != nil && !isNotFound(err) {
+		delCtx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := del(delCtx)
+		cancel()
+		if err != nil && !isNotFound(err) {
 			gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't delete %s", what)
 		}
-		last := "not looked yet"
-		gomega.Eventually(ctx, func(ctx context.Context) error {
+		err = devstack.Poll(ctx, ginkgo.GinkgoLogr, what+" to be deleted", iv, func(ctx context.Context) (string, bool, error) {
 			ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 			defer cancel()
 			state, err := get(ctx)
-			if isNotFound(err) {
-				return nil
+			switch {
+			case isNotFound(err):
+				return "gone", true, nil
+			case err != nil:
+				return "", false, err
 			}
-			if err != nil {
-				last = "error: " + err.Error()
-			} else {
-				last = state
-			}
-			return fmt.Errorf("%s still exists (%s)", what, last)
-		}).WithTimeout(timeout).WithPolling(time.Second).Should(gomega.Succeed(), "Timed out waiting for %s to be deleted", what)
-	}, ginkgo.NodeTimeout(timeout+30*time.Second))
+			return "still exists, " + state, false, nil
+		})
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Timed out waiting for %s to be deleted", what)
+	}, ginkgo.NodeTimeout(attemptTimeout+iv.Timeout+30*time.Second))
+}
+
+// waitForStatus polls get within intervals until it returns want; a status
+// in fail ends the wait at once with what get says about it.
+func waitForStatus(ctx context.Context, what, want string, iv devstack.Intervals, get func(context.Context) (status, detail string, err error), fail ...string) error {
+	return devstack.Poll(ctx, ginkgo.GinkgoLogr, what+" to become "+want, iv, func(ctx context.Context) (string, bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
+		status, detail, err := get(ctx)
+		if err != nil {
+			return "", false, err
+		}
+		seen := "status " + status
+		if detail != "" {
+			seen += " (" + detail + ")"
+		}
+		if slices.Contains(fail, status) {
+			return seen, false, devstack.Permanent(fmt.Errorf("%s went to %s", what, seen))
+		}
+		return seen, status == want, nil
+	})
 }
 
 // CreateServerInput is the input of CreateServer.
@@ -73,19 +110,22 @@ type CreateServerInput struct {
 	// Networks are the server's networks or ports. Required: the demo
 	// project has no network of its own (see CreateTenantNetwork).
 	Networks []servers.Network
-	// DeleteTimeout bounds the deletion registered with DeferCleanup
-	// (default DefaultDeleteTimeout).
-	DeleteTimeout time.Duration
+	// DeleteIntervals bound the deletion registered with DeferCleanup (use
+	// e2eConfig.GetIntervals(spec, "wait-server-deleted"); default
+	// [DefaultDeleteTimeout, DefaultDeletePolling]).
+	DeleteIntervals []interface{}
 }
 
 // CreateServer boots a server, registers its deletion with DeferCleanup (so
 // it is deleted on failure and interrupt too) and waits until it is ACTIVE
-// within intervals (use e2eConfig.GetIntervals(spec, "wait-server-active")).
+// within intervals, polling as they say (use e2eConfig.GetIntervals(spec,
+// "wait-server-active")); a server that goes to ERROR fails at once.
 func CreateServer(ctx context.Context, input CreateServerInput, intervals ...interface{}) *servers.Server {
 	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateServer")
 	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateServer")
-	_, err := IntervalTimeout(intervals...)
+	iv, err := ParseIntervals(intervals...)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid argument. intervals of CreateServer")
+	delIv := deleteIntervals("CreateServer", input.DeleteIntervals)
 	gomega.Expect(input.Networks).NotTo(gomega.BeEmpty(), "Invalid argument. input.Networks can't be empty when calling CreateServer; create one with CreateTenantNetwork")
 	flavor, image := input.Flavor, input.Image
 	if flavor == "" {
@@ -103,7 +143,7 @@ func CreateServer(ctx context.Context, input CreateServerInput, intervals ...int
 	}, nil).Extract()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create server %q in availability zone %q", input.Name, input.AvailabilityZone)
 	what := fmt.Sprintf("server %q (%s)", input.Name, s.ID)
-	deferDelete(what, input.DeleteTimeout,
+	deferDelete(what, delIv,
 		func(ctx context.Context) error { return servers.Delete(ctx, c.Compute, s.ID).ExtractErr() },
 		func(ctx context.Context) (string, error) {
 			got, err := servers.Get(ctx, c.Compute, s.ID).Extract()
@@ -113,17 +153,18 @@ func CreateServer(ctx context.Context, input CreateServerInput, intervals ...int
 			return "status " + got.Status, nil
 		})
 	var last *servers.Server
-	gomega.Eventually(func(ctx context.Context) (string, error) {
+	err = waitForStatus(ctx, what, "ACTIVE", iv, func(ctx context.Context) (string, string, error) {
 		got, err := servers.Get(ctx, c.Compute, s.ID).Extract()
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		last = got
-		if got.Status == "ERROR" {
-			return got.Status, gomega.StopTrying(fmt.Sprintf("%s went to ERROR: %v", what, got.Fault))
+		if got.Fault.Message != "" {
+			return got.Status, "fault: " + got.Fault.Message, nil
 		}
-		return got.Status, nil
-	}, intervals...).WithContext(ctx).Should(gomega.Equal("ACTIVE"), "Timed out waiting for %s to become ACTIVE", what)
+		return got.Status, "", nil
+	}, "ERROR")
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Timed out waiting for %s to become ACTIVE", what)
 	return last
 }
 
@@ -171,18 +212,21 @@ type CreateVolumeInput struct {
 	AvailabilityZone string
 	// VolumeType is the volume type (empty: the default type).
 	VolumeType string
-	// DeleteTimeout bounds the deletion registered with DeferCleanup.
-	DeleteTimeout time.Duration
+	// DeleteIntervals bound the deletion registered with DeferCleanup (use
+	// e2eConfig.GetIntervals(spec, "wait-volume-deleted"); default
+	// [DefaultDeleteTimeout, DefaultDeletePolling]).
+	DeleteIntervals []interface{}
 }
 
 // CreateVolume creates a volume, registers its deletion with DeferCleanup
-// and waits until it is available within intervals (use
-// e2eConfig.GetIntervals(spec, "wait-volume-available")).
+// and waits until it is available within intervals, polling as they say
+// (use e2eConfig.GetIntervals(spec, "wait-volume-available")).
 func CreateVolume(ctx context.Context, input CreateVolumeInput, intervals ...interface{}) *volumes.Volume {
 	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateVolume")
 	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateVolume")
-	_, err := IntervalTimeout(intervals...)
+	iv, err := ParseIntervals(intervals...)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid argument. intervals of CreateVolume")
+	delIv := deleteIntervals("CreateVolume", input.DeleteIntervals)
 	size := input.SizeGiB
 	if size == 0 {
 		size = 1
@@ -193,7 +237,7 @@ func CreateVolume(ctx context.Context, input CreateVolumeInput, intervals ...int
 	}, nil).Extract()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create volume %q in availability zone %q", input.Name, input.AvailabilityZone)
 	what := fmt.Sprintf("volume %q (%s)", input.Name, v.ID)
-	deferDelete(what, input.DeleteTimeout,
+	deferDelete(what, delIv,
 		func(ctx context.Context) error { return volumes.Delete(ctx, c.BlockStorage, v.ID, nil).ExtractErr() },
 		func(ctx context.Context) (string, error) {
 			got, err := volumes.Get(ctx, c.BlockStorage, v.ID).Extract()
@@ -203,17 +247,15 @@ func CreateVolume(ctx context.Context, input CreateVolumeInput, intervals ...int
 			return "status " + got.Status, nil
 		})
 	var last *volumes.Volume
-	gomega.Eventually(func(ctx context.Context) (string, error) {
+	err = waitForStatus(ctx, what, "available", iv, func(ctx context.Context) (string, string, error) {
 		got, err := volumes.Get(ctx, c.BlockStorage, v.ID).Extract()
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		last = got
-		if got.Status == "error" {
-			return got.Status, gomega.StopTrying(what + " went to status error")
-		}
-		return got.Status, nil
-	}, intervals...).WithContext(ctx).Should(gomega.Equal("available"), "Timed out waiting for %s to become available", what)
+		return got.Status, "", nil
+	}, "error")
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Timed out waiting for %s to become available", what)
 	return last
 }
 
@@ -252,7 +294,7 @@ func CreateTenantNetwork(ctx context.Context, input CreateTenantNetworkInput) *T
 	n, err := networks.Create(ctx, c.Network, networks.CreateOpts{Name: input.Name, AdminStateUp: &up}).Extract()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create network %q", input.Name)
 	// Registered first, so it runs after the router and the servers are gone.
-	deferDelete(fmt.Sprintf("network %q (%s)", n.Name, n.ID), 0,
+	deferDelete(fmt.Sprintf("network %q (%s)", n.Name, n.ID), defaultDeleteIntervals,
 		func(ctx context.Context) error { return networks.Delete(ctx, c.Network, n.ID).ExtractErr() },
 		func(ctx context.Context) (string, error) {
 			got, err := networks.Get(ctx, c.Network, n.ID).Extract()
@@ -273,7 +315,7 @@ func CreateTenantNetwork(ctx context.Context, input CreateTenantNetworkInput) *T
 		Name: input.Name, GatewayInfo: &routers.GatewayInfo{NetworkID: input.ExternalNetworkID},
 	}).Extract()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create router %q with its gateway on external network %s", input.Name, input.ExternalNetworkID)
-	deferDelete(fmt.Sprintf("router %q (%s)", r.Name, r.ID), 0,
+	deferDelete(fmt.Sprintf("router %q (%s)", r.Name, r.ID), defaultDeleteIntervals,
 		func(ctx context.Context) error {
 			_, err := routers.RemoveInterface(ctx, c.Network, r.ID, routers.RemoveInterfaceOpts{SubnetID: sn.ID}).Extract()
 			if err != nil && !isNotFound(err) {
@@ -312,7 +354,7 @@ func CreatePort(ctx context.Context, input CreatePortInput) *ports.Port {
 	c := input.Clients
 	p, err := ports.Create(ctx, c.Network, ports.CreateOpts{Name: input.Name, NetworkID: input.NetworkID}).Extract()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create port %q on network %s", input.Name, input.NetworkID)
-	deferDelete(fmt.Sprintf("port %q (%s)", p.Name, p.ID), 0,
+	deferDelete(fmt.Sprintf("port %q (%s)", p.Name, p.ID), defaultDeleteIntervals,
 		func(ctx context.Context) error { return ports.Delete(ctx, c.Network, p.ID).ExtractErr() },
 		func(ctx context.Context) (string, error) {
 			got, err := ports.Get(ctx, c.Network, p.ID).Extract()
@@ -349,7 +391,7 @@ func CreateFloatingIP(ctx context.Context, input CreateFloatingIPInput) *floatin
 		FloatingNetworkID: input.ExternalNetworkID, PortID: input.PortID, Description: input.Description,
 	}).Extract()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't allocate a floating IP on network %s for port %q", input.ExternalNetworkID, input.PortID)
-	deferDelete(fmt.Sprintf("floating IP %s (%s)", fip.FloatingIP, fip.ID), 0,
+	deferDelete(fmt.Sprintf("floating IP %s (%s)", fip.FloatingIP, fip.ID), defaultDeleteIntervals,
 		func(ctx context.Context) error { return floatingips.Delete(ctx, c.Network, fip.ID).ExtractErr() },
 		func(ctx context.Context) (string, error) {
 			got, err := floatingips.Get(ctx, c.Network, fip.ID).Extract()

@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,7 +9,10 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
+
+	"github.com/stackgate/stackgate/devstack"
 )
 
 // nsDialer returns a DialContext that opens its connections inside the
@@ -54,41 +56,20 @@ func nsHTTPClient(ns string) *http.Client {
 	}
 }
 
-// poll calls check with backoff until it reports done, the timeout passes or
-// ctx ends; check returns what it saw, which the error repeats on give-up.
-// Between attempts, alive (if set) fails fast when a service died.
+// poll waits, as devstack.Poll does, until check reports done, the timeout
+// passes or ctx ends; check returns what it saw, which the error repeats on
+// give-up. Between attempts, alive (if set) fails fast when a service died.
 func poll(ctx context.Context, what string, timeout time.Duration, alive func() error, check func(context.Context) (bool, string)) error {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	delay := 100 * time.Millisecond
-	last := "nothing yet"
-	for {
+	return devstack.Poll(ctx, logr.Discard(), what, devstack.Intervals{Timeout: timeout}, func(ctx context.Context) (string, bool, error) {
 		ok, seen := check(ctx)
-		if seen != "" {
-			last = seen
+		if ok || alive == nil {
+			return seen, ok, nil
 		}
-		if ok {
-			return nil
+		if err := alive(); err != nil {
+			return seen, false, devstack.Permanent(err)
 		}
-		if alive != nil {
-			if err := alive(); err != nil {
-				return fmt.Errorf("waiting for %s: %w", what, err)
-			}
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			why := fmt.Sprintf("its limit is %s", timeout)
-			if !errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Since(start) < timeout {
-				why = "the caller's context ended first" // Ctrl-C, or a shorter outer bound
-			}
-			return fmt.Errorf("gave up waiting for %s after %s, %s (%w); last seen: %s", what, time.Since(start).Round(time.Millisecond), why, context.Cause(ctx), last)
-		case <-t.C:
-		}
-		delay = min(delay*3/2, time.Second)
-	}
+		return seen, false, nil
+	})
 }
 
 // httpStatus GETs url and returns its status code, or 0 and the error.

@@ -14,7 +14,7 @@ var _ = Describe("polling", func() {
 	It("says it reached its own limit, and how long it waited", func(ctx SpecContext) {
 		err := poll(ctx, "the service", 300*time.Millisecond, nil, never)
 		Expect(err).To(MatchError(context.DeadlineExceeded))
-		Expect(err.Error()).To(ContainSubstring("gave up waiting for the service after"))
+		Expect(err.Error()).To(MatchRegexp(`^timed out after [0-9.]+m?s waiting for the service \(its limit is 300ms\)`))
 		Expect(err.Error()).To(ContainSubstring("its limit is 300ms"))
 		Expect(err.Error()).To(ContainSubstring("last seen: still starting"))
 	}, SpecTimeout(time.Minute))

@@ -13,6 +13,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/stackgate/stackgate/devstack"
 )
 
 // service is one long-running process of the environment.
@@ -251,31 +255,26 @@ func groupAlive(pgid int) bool {
 	return false
 }
 
-// waitGone polls, with backoff, until no process of the groups led by pids
-// (nor a leader that left its group) is left, ctx ends or d has passed. It
-// returns the pids of the groups still alive.
+// waitGone polls until no process of the groups led by pids (nor a leader
+// that left its group) is left, ctx ends or d has passed. It returns the
+// pids of the groups still alive.
 func waitGone(ctx context.Context, pids []int, d time.Duration) []int {
-	deadline := time.Now().Add(d)
-	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 500*time.Millisecond) {
+	_ = devstack.Poll(ctx, logr.Discard(), "process groups to end", devstack.Intervals{Timeout: max(d, time.Millisecond), Polling: goneInterval}, func(context.Context) (string, bool, error) {
 		var alive []int
 		for _, pid := range pids {
 			if groupAlive(pid) {
 				alive = append(alive, pid)
 			}
 		}
-		left := time.Until(deadline)
-		if len(alive) == 0 || left <= 0 || ctx.Err() != nil {
-			return alive
-		}
-		t := time.NewTimer(min(delay, left))
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
 		pids = alive
-	}
+		return fmt.Sprint(alive), len(alive) == 0, nil
+	})
+	return pids
 }
+
+// goneInterval is how often waitGone looks: processes asked to stop usually
+// end within milliseconds.
+const goneInterval = 20 * time.Millisecond
 
 // run runs a command inside ns and returns its output. The error names the
 // step and shows the end of the output; args must not hold secrets (pass

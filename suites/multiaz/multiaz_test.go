@@ -37,10 +37,12 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 		for _, az := range []string{az1, az2} {
 			s := framework.CreateServer(ctx, framework.CreateServerInput{
 				Clients: c, Name: prefix + "-" + az, AvailabilityZone: az, Networks: []servers.Network{{UUID: tn.Network.ID}},
+				DeleteIntervals: suite.E2EConfig.GetIntervals("multi-az", "wait-server-deleted"),
 			}, suite.E2EConfig.GetIntervals("multi-az", "wait-server-active")...)
 			framework.ExpectServersInAZ(ctx, framework.ExpectServersInAZInput{Clients: c, ServerIDs: []string{s.ID}, AvailabilityZone: az})
 			v := framework.CreateVolume(ctx, framework.CreateVolumeInput{
 				Clients: c, Name: prefix + "-" + az, AvailabilityZone: az,
+				DeleteIntervals: suite.E2EConfig.GetIntervals("multi-az", "wait-volume-deleted"),
 			}, suite.E2EConfig.GetIntervals("multi-az", "wait-volume-available")...)
 			framework.ExpectVolumesInAZ(ctx, framework.ExpectVolumesInAZInput{Clients: c, VolumeIDs: []string{v.ID}, AvailabilityZone: az})
 		}
@@ -106,6 +108,7 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 		port := framework.CreatePort(ctx, framework.CreatePortInput{Clients: c, Name: prefix, NetworkID: tn.Network.ID})
 		framework.CreateServer(ctx, framework.CreateServerInput{
 			Clients: c, Name: prefix, AvailabilityZone: az1, Networks: []servers.Network{{Port: port.ID}},
+			DeleteIntervals: suite.E2EConfig.GetIntervals("multi-az", "wait-server-deleted"),
 		}, suite.E2EConfig.GetIntervals("multi-az", "wait-server-active")...)
 
 		_, user := newKey()
@@ -123,13 +126,10 @@ var _ = Describe("multi-az", Label("multi-az"), func() {
 		cluster.SetNamespace("default")
 		cluster.SetName(prefix)
 		Expect(unstructured.SetNestedField(cluster.Object, fip.FloatingIP, "status", "bastion", "floatingIP")).To(Succeed())
-		timeout, err := framework.IntervalTimeout(suite.E2EConfig.GetIntervals("multi-az", "wait-bastion-ssh")...)
-		Expect(err).NotTo(HaveOccurred())
 		b, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
 			Tunnel: suite.DevStack.Tunnel, OpenStackCluster: cluster, User: "root", Signer: user,
 			HostKeyCallback: tunnel.PinnedHostKey(host.PublicKey()), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(host.PublicKey()),
-			Timeout: timeout,
-		})
+		}, suite.E2EConfig.GetIntervals("multi-az", "wait-bastion-ssh")...)
 		Expect(err).NotTo(HaveOccurred(), "Couldn't reach the bastion at floating IP %s (fixed IP %s, endpoint namespace %s)", fip.FloatingIP, ep.fixedIP, ep.namespace)
 		DeferCleanup(b.Close)
 

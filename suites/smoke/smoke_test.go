@@ -74,6 +74,7 @@ var _ = Describe("smoke", Label("smoke"), func() {
 		tn := framework.CreateTenantNetwork(ctx, framework.CreateTenantNetworkInput{Clients: c, Name: prefix, CIDR: "10.91.0.0/24"})
 		s := framework.CreateServer(ctx, framework.CreateServerInput{
 			Clients: c, Name: prefix, AvailabilityZone: az, Networks: []servers.Network{{UUID: tn.Network.ID}},
+			DeleteIntervals: suite.E2EConfig.GetIntervals("smoke", "wait-server-deleted"),
 		}, suite.E2EConfig.GetIntervals("smoke", "wait-server-active")...)
 		framework.ExpectServersInAZ(ctx, framework.ExpectServersInAZInput{Clients: c, ServerIDs: []string{s.ID}, AvailabilityZone: az})
 	})
