@@ -46,8 +46,9 @@ func (e *Environment) state() *connState {
 	return e.conn
 }
 
-// SetLogger sets where the environment's tunnel and waits log (default: nowhere).
-func (e *Environment) SetLogger(l logr.Logger) { e.state().log = l }
+// setLogger sets where the environment's tunnel and waits log (default:
+// nowhere): the logger Up was given (WithLogger).
+func (e *Environment) setLogger(l logr.Logger) { e.state().log = l }
 
 // TunnelOption changes the tunnel configuration Environment.Tunnel builds.
 type TunnelOption func(*tunnel.Config)

@@ -24,7 +24,10 @@ type upOptions struct {
 	polling    time.Duration
 }
 
-// WithLogger sends progress and the tunnel's events to l.
+// WithLogger sends Up's progress, and the events of the returned
+// environment's tunnels and waits, to l (default: nowhere). It is how a
+// logger reaches this package: to log for an environment serialised by
+// Environment.Marshal, attach to it with Up and WithAttach.
 func WithLogger(l logr.Logger) Option { return func(o *upOptions) { o.log = l } }
 
 // WithWait replaces the strategies Up waits for once the host is up
@@ -96,7 +99,7 @@ func Up(ctx context.Context, cfg Config, host Host, opts ...Option) (*Environmen
 	if err != nil {
 		return nil, err
 	}
-	env.SetLogger(o.log)
+	env.setLogger(o.log)
 	if err := env.Wait(ctx, o.strategies...); err != nil {
 		_ = env.Close()
 		err = fmt.Errorf("environment %q on host %s is not ready: %w", cfg.Name, env.Host, err)

@@ -66,7 +66,7 @@ func CollectArtifactsOnFailure(ctx context.Context, input CollectArtifactsOnFail
 	files, err := input.DevStack.Environment.CollectLogs(ctx, dir)
 	// The spec already failed; a partial collection is reported, not fatal.
 	if err != nil {
-		fmt.Fprintf(ginkgo.GinkgoWriter, "warning: some artifacts could not be collected into %s: %v\n", dir, err)
+		ginkgo.GinkgoLogr.Error(err, "warning: some artifacts could not be collected", "dir", dir)
 	}
 	ginkgo.AddReportEntry("artifacts", strings.Join(files, ", "))
 	return dir

@@ -284,9 +284,11 @@ func UseDevStack(data []byte) *DevStack {
 	defer cancel()
 	var sd setupData
 	gomega.Expect(json.Unmarshal(data, &sd)).To(gomega.Succeed(), "Couldn't read the data SetupDevStack returned; pass it unchanged from SynchronizedBeforeSuite")
-	env, err := devstack.UnmarshalEnvironment(sd.Environment)
+	raw, err := devstack.UnmarshalEnvironment(sd.Environment)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't read the environment SetupDevStack returned")
-	env.SetLogger(ginkgo.GinkgoLogr)
+	// Attached, without waiting again: SetupDevStack waited.
+	env, err := devstack.Up(ctx, raw.Config, nil, devstack.WithAttach(sd.Environment), devstack.WithWait(), devstack.WithLogger(ginkgo.GinkgoLogr))
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't attach to the environment SetupDevStack returned")
 	d := &DevStack{Environment: env, SetupStarted: sd.SetupStarted, SetupDone: sd.SetupDone}
 	d.Tunnel, err = env.Tunnel(ctx)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't open a tunnel to DevStack %q's controller at %s", env.Config.Name, env.SSH.Address)
@@ -361,11 +363,11 @@ func TearDownDevStack(ctx context.Context, input TearDownDevStackInput) {
 	ginkgo.GinkgoLogr.Info("collected DevStack logs", "files", files)
 	// A log that could not be collected must not hide the suite's result.
 	if err != nil {
-		fmt.Fprintf(ginkgo.GinkgoWriter, "warning: some DevStack logs could not be collected: %v\n", err)
+		ginkgo.GinkgoLogr.Error(err, "warning: some DevStack logs could not be collected")
 	}
 	closeErr := input.DevStack.Close()
 	if closeErr != nil {
-		fmt.Fprintf(ginkgo.GinkgoWriter, "warning: closing the tunnel: %v\n", closeErr)
+		ginkgo.GinkgoLogr.Error(closeErr, "warning: closing the tunnel")
 	}
 	if !input.Down {
 		return
