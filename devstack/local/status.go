@@ -205,7 +205,7 @@ func (s *Status) String() string {
 		for i, h := range z.Hosts {
 			hosts[i] = fmt.Sprintf("%s %s, %s", h.Host, h.State, h.Status)
 			if z.Service == "compute" {
-				hosts[i] += fmt.Sprintf(", %d servers", h.Servers)
+				hosts[i] += fmt.Sprintf(", servers %d", h.Servers)
 			}
 		}
 		fmt.Fprintf(&b, "zone %-8s %-10s %-12s %s\n", z.Service, z.Name, state, strings.Join(hosts, "; "))
