@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/crypto/ssh"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,9 +19,17 @@ import (
 	"github.com/stackgate/stackgate/tunnel"
 )
 
-// OpenStackClusterGVK is the kind BastionDialer reads the bastion's address
-// from when given a cluster name (CAPO's v1beta1 API).
+// OpenStackClusterGVK is CAPO's OpenStackCluster in its v1beta1 API, the one
+// CAPO v0.14 serves; BastionAddress looks the cluster up in each of
+// OpenStackClusterVersions instead.
 var OpenStackClusterGVK = schema.GroupVersionKind{Group: "infrastructure.cluster.x-k8s.io", Version: "v1beta1", Kind: "OpenStackCluster"}
+
+// OpenStackClusterVersions are the API versions of CAPO's OpenStackCluster
+// that BastionAddress tries, newest first: v1beta2 (CAPO's current API),
+// then v1beta1 (CAPO v0.10 to v0.14). A version the management cluster does
+// not serve is skipped. Both keep the bastion's address at
+// status.bastion.floatingIP.
+var OpenStackClusterVersions = []string{"v1beta2", "v1beta1"}
 
 // DefaultBastionTimeout bounds BastionDialer when it is given no intervals.
 const DefaultBastionTimeout = 5 * time.Minute
@@ -37,8 +47,12 @@ type BastionDialerInput struct {
 	// its status.bastion.floatingIP is the address.
 	OpenStackCluster *unstructured.Unstructured
 	// Reader reads the OpenStackCluster called ClusterName in Namespace
-	// (a controller-runtime client of the management cluster).
+	// (a controller-runtime client of the management cluster), in the
+	// first of OpenStackClusterVersions the cluster serves (or APIVersion).
 	Reader client.Reader
+	// APIVersion, when set, is the only version of the OpenStackCluster
+	// Reader reads (e.g. "v1beta1"); default: OpenStackClusterVersions.
+	APIVersion string
 	// Namespace and ClusterName name the OpenStackCluster to read.
 	Namespace, ClusterName string
 	// User is the SSH login on the bastion (CAPO's images: "cirros" or "ubuntu"). Required.
@@ -120,7 +134,9 @@ func BastionDialer(ctx context.Context, input BastionDialerInput, intervals ...i
 
 // BastionAddress returns the host:port BastionDialer would dial: input.Address,
 // else the OpenStackCluster's status.bastion.floatingIP (read through
-// input.Reader when the object is not given), with port 22 by default.
+// input.Reader when the object is not given, in the first of
+// OpenStackClusterVersions the management cluster serves, or
+// input.APIVersion), with port 22 by default.
 func BastionAddress(ctx context.Context, input BastionDialerInput) (string, error) {
 	host := input.Address
 	if host == "" {
@@ -129,10 +145,9 @@ func BastionAddress(ctx context.Context, input BastionDialerInput) (string, erro
 			if input.Reader == nil || input.ClusterName == "" {
 				return "", errors.New("bastion dialer: no address: set Address, OpenStackCluster, or Reader with Namespace and ClusterName")
 			}
-			obj = &unstructured.Unstructured{}
-			obj.SetGroupVersionKind(OpenStackClusterGVK)
-			if err := input.Reader.Get(ctx, client.ObjectKey{Namespace: input.Namespace, Name: input.ClusterName}, obj); err != nil {
-				return "", fmt.Errorf("bastion dialer: reading OpenStackCluster %s/%s: %w", input.Namespace, input.ClusterName, err)
+			var err error
+			if obj, err = readOpenStackCluster(ctx, input); err != nil {
+				return "", err
 			}
 		}
 		fip, found, err := unstructured.NestedString(obj.Object, "status", "bastion", "floatingIP")
@@ -140,7 +155,7 @@ func BastionAddress(ctx context.Context, input BastionDialerInput) (string, erro
 			return "", fmt.Errorf("bastion dialer: OpenStackCluster %s/%s: status.bastion.floatingIP: %w", obj.GetNamespace(), obj.GetName(), err)
 		}
 		if !found || fip == "" {
-			return "", fmt.Errorf("bastion dialer: OpenStackCluster %s/%s has no status.bastion.floatingIP yet: enable the bastion (spec.bastion.enabled) and wait for it", obj.GetNamespace(), obj.GetName())
+			return "", fmt.Errorf("bastion dialer: OpenStackCluster %s/%s (%s) has no status.bastion.floatingIP yet: enable the bastion (spec.bastion.enabled) and wait for it", obj.GetNamespace(), obj.GetName(), obj.GetAPIVersion())
 		}
 		host = fip
 	}
@@ -151,6 +166,29 @@ func BastionAddress(ctx context.Context, input BastionDialerInput) (string, erro
 		return "", fmt.Errorf("bastion dialer: address %q is neither an IP address nor host:port", host)
 	}
 	return net.JoinHostPort(host, "22"), nil
+}
+
+// readOpenStackCluster reads the OpenStackCluster input names in the first
+// API version the management cluster serves.
+func readOpenStackCluster(ctx context.Context, input BastionDialerInput) (*unstructured.Unstructured, error) {
+	versions := OpenStackClusterVersions
+	if input.APIVersion != "" {
+		versions = []string{input.APIVersion}
+	}
+	key := client.ObjectKey{Namespace: input.Namespace, Name: input.ClusterName}
+	for _, v := range versions {
+		obj := &unstructured.Unstructured{}
+		obj.SetGroupVersionKind(OpenStackClusterGVK.GroupKind().WithVersion(v))
+		err := input.Reader.Get(ctx, key, obj)
+		if err == nil {
+			return obj, nil
+		}
+		if !meta.IsNoMatchError(err) {
+			return nil, fmt.Errorf("bastion dialer: reading OpenStackCluster %s/%s (%s/%s): %w", input.Namespace, input.ClusterName, OpenStackClusterGVK.Group, v, err)
+		}
+	}
+	return nil, fmt.Errorf("bastion dialer: reading OpenStackCluster %s/%s: the management cluster serves none of %s/%s: install CAPO's CRDs, or set APIVersion",
+		input.Namespace, input.ClusterName, OpenStackClusterGVK.Group, strings.Join(versions, ", "))
 }
 
 // Run runs a command on the bastion itself.

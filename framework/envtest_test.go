@@ -84,11 +84,28 @@ func stopEnvtest() {
 }
 
 func newKube(ctx context.Context) (*kube, error) {
-	assets, err := envtestAssets(ctx)
+	crds, err := crdDirectories(ctx)
 	if err != nil {
 		return nil, err
 	}
-	crds, err := crdDirectories(ctx)
+	return newKubeWithCRDs(ctx, crds)
+}
+
+// startEnvtestWithCRDs starts a kube-apiserver of its own, loaded with the
+// CRDs in paths (files or directories), and stops it when the spec or
+// container ends; for specs that need CRDs the shared one cannot hold.
+func startEnvtestWithCRDs(ctx context.Context, paths ...string) *kube {
+	GinkgoHelper()
+	k, err := newKubeWithCRDs(ctx, paths)
+	Expect(err).NotTo(HaveOccurred(), "Couldn't start an envtest kube-apiserver with the CRDs in %v", paths)
+	DeferCleanup(func() {
+		Expect(k.env.Stop()).To(Succeed(), "Couldn't stop the envtest kube-apiserver")
+	})
+	return k
+}
+
+func newKubeWithCRDs(ctx context.Context, crds []string) (*kube, error) {
+	assets, err := envtestAssets(ctx)
 	if err != nil {
 		return nil, err
 	}
