@@ -278,9 +278,10 @@ func (d *DevStack) Close() error {
 // variables SetupDevStack computed once (OPENSTACK_CLOUD_YAML_B64, failure
 // domains, flavors, external network ID, ...) in the process environment, where
 // clusterctl reads them. Call it in the second function of
-// SynchronizedBeforeSuite, on every process.
-func UseDevStack(data []byte) *DevStack {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// SynchronizedBeforeSuite, on every process, with that function's context:
+// an interrupt cancels the dial. It is bounded by DefaultUseTimeout besides.
+func UseDevStack(ctx context.Context, data []byte) *DevStack {
+	ctx, cancel := context.WithTimeout(ctx, DefaultUseTimeout)
 	defer cancel()
 	var sd setupData
 	gomega.Expect(json.Unmarshal(data, &sd)).To(gomega.Succeed(), "Couldn't read the data SetupDevStack returned; pass it unchanged from SynchronizedBeforeSuite")
@@ -338,6 +339,10 @@ type TearDownDevStackInput struct {
 	// interrupted suite): an interrupt must not leave the environment behind.
 	DownTimeout time.Duration
 }
+
+// DefaultUseTimeout bounds UseDevStack's attach and tunnel dial within its
+// context.
+const DefaultUseTimeout = 2 * time.Minute
 
 // DefaultCollectTimeout bounds a log collection whose input sets no timeout.
 const DefaultCollectTimeout = 5 * time.Minute

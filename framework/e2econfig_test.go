@@ -1,9 +1,11 @@
 package framework_test
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -40,6 +42,29 @@ var _ = Describe("LoadE2EConfig", func() {
 		Expect(err).To(MatchError(ContainSubstring("/nonexistent/e2e_conf.yaml")))
 	})
 })
+
+// TestLoadE2EConfigOutsideGinkgo runs before the Ginkgo suite registers its
+// fail handler (go test runs the tests of a package in file order): loading
+// a configuration, valid or not, works without one and sets none.
+func TestLoadE2EConfigOutsideGinkgo(t *testing.T) {
+	configured := func() bool { return Default.(interface{ IsConfigured() bool }).IsConfigured() }
+	before := configured()
+	t.Logf("Gomega has a fail handler before: %v", before)
+	conf, err := framework.LoadE2EConfig(context.Background(), "")
+	if err != nil || conf.GetIntervals("default", "wait-alt-az") == nil {
+		t.Fatalf("LoadE2EConfig of the embedded configuration: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "e2e_conf.yaml")
+	if err := os.WriteFile(path, []byte("managementClusterName: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := framework.LoadE2EConfig(context.Background(), path); err == nil {
+		t.Fatalf("LoadE2EConfig(%s) accepted a configuration without providers", path)
+	}
+	if after := configured(); after != before {
+		t.Fatalf("LoadE2EConfig changed whether Gomega has a fail handler: %v before, %v after", before, after)
+	}
+}
 
 var _ = Describe("ConfigFromE2EConfig", func() {
 	// unsetEnv clears names for the spec and restores them after it.

@@ -28,7 +28,7 @@ func ExampleSetupDevStack() {
 		return framework.SetupDevStack(ctx, framework.SetupDevStackInput{E2EConfig: flags.MustLoadE2EConfig(ctx)})
 	}, func(ctx SpecContext, data []byte) {
 		e2eConfig = flags.MustLoadE2EConfig(ctx)
-		ds = framework.UseDevStack(data) // sets OPENSTACK_CLOUD_YAML_B64 & co. for clusterctl
+		ds = framework.UseDevStack(ctx, data) // sets OPENSTACK_CLOUD_YAML_B64 & co. for clusterctl
 	})
 	SynchronizedAfterSuite(func() {
 		if ds != nil { // nil when SetupDevStack failed, which said why

@@ -55,7 +55,7 @@ func Register(name string) *Suite {
 		return framework.SetupDevStack(ctx, framework.SetupDevStackInput{E2EConfig: conf})
 	}, func(ctx ginkgo.SpecContext, data []byte) {
 		s.E2EConfig = s.Flags.MustLoadE2EConfig(ctx)
-		s.DevStack = framework.UseDevStack(data)
+		s.DevStack = framework.UseDevStack(ctx, data)
 	})
 
 	ginkgo.SynchronizedAfterSuite(func() {
