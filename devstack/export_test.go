@@ -17,3 +17,12 @@ func SetRemoteNodeForTest(root, units, journal string) (restore func()) {
 func PollingForTest(s Strategy, d time.Duration) time.Duration {
 	return withPolling(s, d).(*Condition).intervals.Polling
 }
+
+// ResourceKindsForTest returns the Kind and the dump name of each row of
+// the table Snapshot and the resource dumps share.
+func ResourceKindsForTest() (kinds, dumps []string) {
+	for _, k := range resourceKinds {
+		kinds, dumps = append(kinds, k.kind), append(dumps, k.dump)
+	}
+	return kinds, dumps
+}

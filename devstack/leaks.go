@@ -6,16 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
-	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
-	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/loadbalancers"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 )
 
 // Kinds of resources the leak check compares.
@@ -100,107 +90,31 @@ func (e *LeakError) Error() string {
 }
 
 // Snapshot lists the servers, ports, networks, routers, floating IPs,
-// security groups, volumes, load balancers and images of every project.
+// security groups, volumes, load balancers and images of every project: the
+// kinds with a Kind in the table the resource dumps come from too.
 func (e *Environment) Snapshot(ctx context.Context) (*Snapshot, error) {
 	c, err := e.Clients(ctx, e.Config.WithDefaults().CloudAdmin)
 	if err != nil {
 		return nil, fmt.Errorf("leak check: %w", err)
 	}
 	s := &Snapshot{Resources: map[string]map[string]Resource{}}
-	add := func(r Resource) {
-		if s.Resources[r.Kind] == nil {
-			s.Resources[r.Kind] = map[string]Resource{}
-		}
-		s.Resources[r.Kind][r.ID] = r
-	}
 	var errs []error
-	fail := func(kind string, err error) { errs = append(errs, fmt.Errorf("listing %ss: %w", kind, err)) }
-
-	if p, err := servers.List(c.Compute, servers.ListOpts{AllTenants: true}).AllPages(ctx); err != nil {
-		fail(KindServer, err)
-	} else if l, err := servers.ExtractServers(p); err != nil {
-		fail(KindServer, err)
-	} else {
-		for _, r := range l {
-			add(Resource{Kind: KindServer, ID: r.ID, Name: r.Name, Project: r.TenantID})
+	for _, k := range resourceKinds {
+		sc := k.service(c)
+		if k.kind == "" || sc == nil { // a cloud without octavia has no load balancers to leak
+			continue
 		}
-	}
-	if p, err := ports.List(c.Network, nil).AllPages(ctx); err != nil {
-		fail(KindPort, err)
-	} else if l, err := ports.ExtractPorts(p); err != nil {
-		fail(KindPort, err)
-	} else {
-		for _, r := range l {
-			name := r.Name
-			if name == "" {
-				name = r.DeviceOwner
-			}
-			add(Resource{Kind: KindPort, ID: r.ID, Name: name, Description: r.Description, NetworkID: r.NetworkID, DeviceID: r.DeviceID, Project: r.ProjectID})
+		_, rs, err := k.list(ctx, sc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing %ss: %w", k.kind, err))
+			continue
 		}
-	}
-	if p, err := networks.List(c.Network, nil).AllPages(ctx); err != nil {
-		fail(KindNetwork, err)
-	} else if l, err := networks.ExtractNetworks(p); err != nil {
-		fail(KindNetwork, err)
-	} else {
-		for _, r := range l {
-			add(Resource{Kind: KindNetwork, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
+		byID := map[string]Resource{}
+		for _, r := range rs {
+			byID[r.ID] = r
 		}
-	}
-	if p, err := routers.List(c.Network, routers.ListOpts{}).AllPages(ctx); err != nil {
-		fail(KindRouter, err)
-	} else if l, err := routers.ExtractRouters(p); err != nil {
-		fail(KindRouter, err)
-	} else {
-		for _, r := range l {
-			add(Resource{Kind: KindRouter, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
-		}
-	}
-	if p, err := floatingips.List(c.Network, floatingips.ListOpts{}).AllPages(ctx); err != nil {
-		fail(KindFloatingIP, err)
-	} else if l, err := floatingips.ExtractFloatingIPs(p); err != nil {
-		fail(KindFloatingIP, err)
-	} else {
-		for _, r := range l {
-			add(Resource{Kind: KindFloatingIP, ID: r.ID, Name: r.FloatingIP, Description: r.Description, PortID: r.PortID, Project: r.ProjectID})
-		}
-	}
-	if p, err := groups.List(c.Network, groups.ListOpts{}).AllPages(ctx); err != nil {
-		fail(KindSecurityGroup, err)
-	} else if l, err := groups.ExtractGroups(p); err != nil {
-		fail(KindSecurityGroup, err)
-	} else {
-		for _, r := range l {
-			add(Resource{Kind: KindSecurityGroup, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
-		}
-	}
-	if p, err := volumes.List(c.BlockStorage, volumes.ListOpts{AllTenants: true}).AllPages(ctx); err != nil {
-		fail(KindVolume, err)
-	} else if l, err := volumes.ExtractVolumes(p); err != nil {
-		fail(KindVolume, err)
-	} else {
-		for _, r := range l {
-			add(Resource{Kind: KindVolume, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.TenantID})
-		}
-	}
-	if c.LoadBalancer != nil {
-		if p, err := loadbalancers.List(c.LoadBalancer, nil).AllPages(ctx); err != nil {
-			fail(KindLoadBalancer, err)
-		} else if l, err := loadbalancers.ExtractLoadBalancers(p); err != nil {
-			fail(KindLoadBalancer, err)
-		} else {
-			for _, r := range l {
-				add(Resource{Kind: KindLoadBalancer, ID: r.ID, Name: r.Name, Description: r.Description, Project: r.ProjectID})
-			}
-		}
-	}
-	if p, err := images.List(c.Image, images.ListOpts{}).AllPages(ctx); err != nil {
-		fail(KindImage, err)
-	} else if l, err := images.ExtractImages(p); err != nil {
-		fail(KindImage, err)
-	} else {
-		for _, r := range l {
-			add(Resource{Kind: KindImage, ID: r.ID, Name: r.Name, Project: r.Owner})
+		if len(byID) > 0 {
+			s.Resources[k.kind] = byID
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

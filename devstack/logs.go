@@ -20,23 +20,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	blockazs "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/availabilityzones"
-	blockservices "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/services"
-	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
-	computeazs "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
-	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
-	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	computeservices "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
-	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/loadbalancers"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
-	"github.com/gophercloud/gophercloud/v2/pagination"
-
 	"github.com/stackgate/stackgate/tunnel"
 )
 
@@ -330,83 +313,28 @@ func (e *Environment) dumps(ctx context.Context) ([]artifact, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resource dumps: %w", err)
 	}
-	type lister struct {
-		name string
-		list func() (any, error)
-	}
-	pages := func(p pagination.Pager, extract func(pagination.Page) (any, error)) (any, error) {
-		all, err := p.AllPages(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return extract(all)
-	}
-	listers := []lister{
-		{"servers", func() (any, error) {
-			return pages(servers.List(c.Compute, servers.ListOpts{AllTenants: true}), func(p pagination.Page) (any, error) { return servers.ExtractServers(p) })
-		}},
-		{"networks", func() (any, error) {
-			return pages(networks.List(c.Network, nil), func(p pagination.Page) (any, error) { return networks.ExtractNetworks(p) })
-		}},
-		{"subnets", func() (any, error) {
-			return pages(subnets.List(c.Network, nil), func(p pagination.Page) (any, error) { return subnets.ExtractSubnets(p) })
-		}},
-		{"routers", func() (any, error) {
-			return pages(routers.List(c.Network, routers.ListOpts{}), func(p pagination.Page) (any, error) { return routers.ExtractRouters(p) })
-		}},
-		{"ports", func() (any, error) {
-			return pages(ports.List(c.Network, nil), func(p pagination.Page) (any, error) { return ports.ExtractPorts(p) })
-		}},
-		{"floating-ips", func() (any, error) {
-			return pages(floatingips.List(c.Network, floatingips.ListOpts{}), func(p pagination.Page) (any, error) { return floatingips.ExtractFloatingIPs(p) })
-		}},
-		{"security-groups", func() (any, error) {
-			return pages(groups.List(c.Network, groups.ListOpts{}), func(p pagination.Page) (any, error) { return groups.ExtractGroups(p) })
-		}},
-		{"volumes", func() (any, error) {
-			return pages(volumes.List(c.BlockStorage, volumes.ListOpts{AllTenants: true}), func(p pagination.Page) (any, error) { return volumes.ExtractVolumes(p) })
-		}},
-		{"compute-availability-zones", func() (any, error) {
-			return pages(computeazs.ListDetail(c.Compute), func(p pagination.Page) (any, error) { return computeazs.ExtractAvailabilityZones(p) })
-		}},
-		{"volume-availability-zones", func() (any, error) {
-			return pages(blockazs.List(c.BlockStorage), func(p pagination.Page) (any, error) { return blockazs.ExtractAvailabilityZones(p) })
-		}},
-		{"hypervisors", func() (any, error) {
-			return pages(hypervisors.List(c.Compute, nil), func(p pagination.Page) (any, error) { return hypervisors.ExtractHypervisors(p) })
-		}},
-		{"compute-services", func() (any, error) {
-			return pages(computeservices.List(c.Compute, nil), func(p pagination.Page) (any, error) { return computeservices.ExtractServices(p) })
-		}},
-		{"volume-services", func() (any, error) {
-			return pages(blockservices.List(c.BlockStorage, nil), func(p pagination.Page) (any, error) { return blockservices.ExtractServices(p) })
-		}},
-		{"network-agents", func() (any, error) {
-			return pages(agents.List(c.Network, nil), func(p pagination.Page) (any, error) { return agents.ExtractAgents(p) })
-		}},
-	}
-	if c.LoadBalancer != nil {
-		listers = append(listers, lister{"load-balancers", func() (any, error) {
-			return pages(loadbalancers.List(c.LoadBalancer, nil), func(p pagination.Page) (any, error) { return loadbalancers.ExtractLoadBalancers(p) })
-		}})
-	}
 	var out []artifact
 	var errs []error
-	for _, l := range listers {
-		v, err := l.list()
+	for _, k := range resourceKinds {
+		if k.dump == "" {
+			continue
+		}
+		sc := k.service(c)
+		if sc == nil {
+			errs = append(errs, fmt.Errorf("listing %s: the catalog has no service that lists them", k.dump))
+			continue
+		}
+		v, _, err := k.list(ctx, sc)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("listing %s: %w", l.name, err))
+			errs = append(errs, fmt.Errorf("listing %s: %w", k.dump, err))
 			continue
 		}
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
-			errs = append(errs, fmt.Errorf("encoding %s: %w", l.name, err))
+			errs = append(errs, fmt.Errorf("encoding %s: %w", k.dump, err))
 			continue
 		}
-		out = append(out, artifact{name: "openstack/" + l.name + ".json", data: append(b, '\n')})
-	}
-	if c.LoadBalancer == nil {
-		errs = append(errs, errors.New("listing load-balancers: the catalog has no load-balancer service"))
+		out = append(out, artifact{name: "openstack/" + k.dump + ".json", data: append(b, '\n')})
 	}
 	return out, errors.Join(errs...)
 }

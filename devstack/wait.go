@@ -71,26 +71,27 @@ func (c *Condition) String() string { return c.what }
 // WaitUntilReady polls the condition until it holds, its intervals' timeout
 // passes or ctx ends.
 func (c *Condition) WaitUntilReady(ctx context.Context, env *Environment) error {
-	cloud := c.cloud
-	if cloud == "" {
-		cloud = env.Config.WithDefaults().CloudAdmin
-	}
 	return Poll(ctx, env.state().log, c.what, c.intervals, func(ctx context.Context) (string, bool, error) {
-		ok, seen, err := c.once(ctx, env, cloud)
+		ok, seen, err := c.Check(ctx, env)
 		return seen, ok, err
 	})
 }
 
-func (c *Condition) once(ctx context.Context, env *Environment, cloud string) (bool, string, error) {
+// Check looks once, without waiting, whether the condition holds now, and
+// says what it saw: the decision WaitUntilReady polls, for reports that
+// must agree with the wait.
+func (c *Condition) Check(ctx context.Context, env *Environment) (ok bool, seen string, err error) {
+	cloud := c.cloud
+	if cloud == "" {
+		cloud = env.Config.WithDefaults().CloudAdmin
+	}
 	var cl *Clients
 	if !c.noClients {
-		var err error
-		cl, err = env.Clients(ctx, cloud)
-		if err != nil {
+		if cl, err = env.Clients(ctx, cloud); err != nil {
 			return false, "", err
 		}
 	}
-	seen, ok, err := c.check(ctx, env, cloud, cl)
+	seen, ok, err = c.check(ctx, env, cloud, cl)
 	return ok, seen, err
 }
 

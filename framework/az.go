@@ -6,9 +6,7 @@ import (
 	"strings"
 	"time"
 
-	blockservices "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/services"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
-	computeazs "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
@@ -50,47 +48,19 @@ func WaitForSecondAZ(ctx context.Context, input WaitForSecondAZInput, intervals 
 	return waited
 }
 
-// AZUsable looks once, without waiting, whether az is usable now: a nova
-// zone with a compute host whose nova-compute is available and active, and
-// a cinder-volume service up and enabled in the zone. It returns what it saw.
+// AZUsable looks once, without waiting, whether az is usable now, with the
+// same check WaitForSecondAZ and devstack.ForAvailabilityZone poll: a nova
+// zone with a compute host whose nova-compute is available and active, a
+// placement allocation candidate in the zone's host aggregates, and a
+// cinder-volume service up and enabled in the zone. It returns what it saw.
 // Specs that need only the first zone use it to record that they ran before
 // the second one was ready.
 func AZUsable(ctx context.Context, d *DevStack, az string) (bool, string) {
-	c, err := d.Environment.Clients(ctx, d.Config().CloudAdmin)
+	ok, seen, err := devstack.ForAvailabilityZone(az).Check(ctx, d.Environment)
 	if err != nil {
 		return false, "error: " + err.Error()
 	}
-	nova, err := computeazs.ListDetail(c.Compute).AllPages(ctx)
-	if err != nil {
-		return false, "error listing nova zones: " + err.Error()
-	}
-	zones, err := computeazs.ExtractAvailabilityZones(nova)
-	if err != nil {
-		return false, "error reading nova zones: " + err.Error()
-	}
-	novaOK := false
-	for _, z := range zones {
-		for _, svcs := range z.Hosts {
-			if s, ok := svcs["nova-compute"]; ok && z.ZoneName == az && z.ZoneState.Available && s.Available && s.Active {
-				novaOK = true
-			}
-		}
-	}
-	cinder, err := blockservices.List(c.BlockStorage, blockservices.ListOpts{Binary: "cinder-volume"}).AllPages(ctx)
-	if err != nil {
-		return false, "error listing cinder services: " + err.Error()
-	}
-	svcs, err := blockservices.ExtractServices(cinder)
-	if err != nil {
-		return false, "error reading cinder services: " + err.Error()
-	}
-	cinderOK := false
-	for _, s := range svcs {
-		if s.Zone == az && s.State == "up" && s.Status == "enabled" {
-			cinderOK = true
-		}
-	}
-	return novaOK && cinderOK, fmt.Sprintf("nova-compute up in %s: %t, cinder-volume up in %s: %t", az, novaOK, az, cinderOK)
+	return ok, seen
 }
 
 // ExpectServersInAZInput is the input of ExpectServersInAZ.

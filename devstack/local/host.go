@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,11 +31,16 @@ type Option func(*Host)
 // for an instance other than the default).
 func WithStateDir(dir string) Option { return func(h *Host) { h.stateDir = dir } }
 
-// WithLogger sends the progress lines (one per stage, with its duration) to l.
+// WithLogger sends the host's progress (one event per stage, with its
+// duration, and one per repair) to l: the one sink of a Host's progress.
 func WithLogger(l logr.Logger) Option { return func(h *Host) { h.log = l } }
 
-// WithOutput writes the progress lines to w.
-func WithOutput(w io.Writer) Option { return func(h *Host) { h.out = w } }
+// WithOutput is WithLogger with a logger that prints each progress event as
+// one line on w ("local[default]: packages   1.2s"), as the command line
+// shows them. It replaces a logger given before: a Host has one sink.
+func WithOutput(w io.Writer) Option {
+	return WithLogger(logr.New(&lineSink{mu: &sync.Mutex{}, w: w}))
+}
 
 // WithInstance names an independent environment that runs beside the default
 // one: its namespaces are "<name>-controller" and "<name>-worker" and its
@@ -54,7 +60,6 @@ type Host struct {
 	instance      string
 	stateDir      string
 	log           logr.Logger
-	out           io.Writer
 	deferWorker   bool
 	workerTimeout time.Duration
 	err           error
@@ -66,7 +71,7 @@ var instanceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,7}$`)
 
 // New returns a host for the default instance unless WithInstance says otherwise.
 func New(opts ...Option) *Host {
-	h := &Host{instance: DefaultInstance, log: logr.Discard(), out: io.Discard, workerTimeout: 5 * time.Minute}
+	h := &Host{instance: DefaultInstance, log: logr.Discard(), workerTimeout: 5 * time.Minute}
 	for _, o := range opts {
 		o(h)
 	}
@@ -159,15 +164,13 @@ func (h *Host) names() names {
 
 func (h *Host) path(p ...string) string { return filepath.Join(append([]string{h.stateDir}, p...)...) }
 
-// progress prints one line for a finished stage.
+// progress reports a finished stage.
 func (h *Host) progress(stage string, d time.Duration, err error) {
+	event := eventStageDone
 	if err != nil {
-		h.log.Info("stage failed", "instance", h.instance, "stage", stage, "duration", d.Round(10*time.Millisecond).String())
-		fmt.Fprintf(h.out, "local[%s]: %-10s failed after %s\n", h.instance, stage, d.Round(10*time.Millisecond))
-		return
+		event = eventStageFailed
 	}
-	h.log.Info("stage done", "instance", h.instance, "stage", stage, "duration", d.Round(10*time.Millisecond).String())
-	fmt.Fprintf(h.out, "local[%s]: %-10s %s\n", h.instance, stage, d.Round(10*time.Millisecond))
+	h.log.Info(event, "instance", h.instance, "stage", stage, "duration", d.Round(10*time.Millisecond).String())
 }
 
 // stage runs f as a named stage, prints its duration and records it.

@@ -70,8 +70,7 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 		changed = h.changedSince(cfg)
 	}
 	if _, statErr := os.Stat(h.path("environment.json")); statErr == nil && changed == "" {
-		h.log.Info("running environment is not healthy; restarting it", "instance", h.instance, "reason", herr.Error())
-		fmt.Fprintf(h.out, "local[%s]: not healthy (%v); restarting\n", h.instance, firstLine(herr.Error()))
+		h.log.Info(eventRestart, "instance", h.instance, "reason", herr.Error())
 	}
 
 	if err := h.stage(ctx, "packages", h.install); err != nil {
@@ -80,20 +79,18 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 	if h.bootstrapped() {
 		if derr := h.intact(); derr != nil {
 			// Restarting cannot succeed: stop what is left and start afresh.
-			fmt.Fprintf(h.out, "local[%s]: state is damaged (%v); rebuilding from scratch\n", h.instance, derr)
-			h.log.Info("state is damaged; rebuilding", "instance", h.instance, "reason", derr.Error())
+			h.log.Info(eventDamaged, "instance", h.instance, "reason", derr.Error())
 			_ = h.teardown(context.WithoutCancel(ctx), true)
 		} else if changed != "" {
 			// The databases hold the old networks, zones and endpoints: a
 			// restart would serve them under the new configuration.
-			fmt.Fprintf(h.out, "local[%s]: the state was built for another configuration (%s); rebuilding from scratch\n", h.instance, changed)
-			h.log.Info("configuration changed; rebuilding", "instance", h.instance, "changed", changed)
+			h.log.Info(eventChanged, "instance", h.instance, "changed", changed)
 			_ = h.teardown(context.WithoutCancel(ctx), true)
 		}
 	}
 	env, err = h.bringUp(ctx, cfg)
 	if err != nil && ctx.Err() == nil && h.bootstrapped() {
-		fmt.Fprintf(h.out, "local[%s]: restart failed (%v); rebuilding from scratch\n", h.instance, firstLine(err.Error()))
+		h.log.Info(eventRestartError, "instance", h.instance, "reason", err.Error())
 		h.teardown(context.WithoutCancel(ctx), true)
 		env, err = h.bringUp(ctx, cfg)
 	}
