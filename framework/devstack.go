@@ -50,9 +50,12 @@ const DefaultArtifactFolder = "_artifacts"
 // SetupDevStackInput is the input of SetupDevStack.
 type SetupDevStackInput struct {
 	// E2EConfig supplies the interval "wait-devstack" that bounds bringing the
-	// environment up and, where the process environment does not set them,
-	// CAPO's variables that configure it (see Config and LoadE2EConfig).
-	// Required.
+	// environment up (DefaultDevStackIntervals when it has none) and, where
+	// the process environment does not set them, CAPO's variables that
+	// configure it (see Config and LoadE2EConfig). Nil means the defaults and
+	// the process environment only: a suite may bring DevStack up before it
+	// loads its e2e configuration (CAPO's Node1BeforeSuite needs the cloud),
+	// or pass the one it loaded.
 	E2EConfig *clusterctl.E2EConfig
 	// Config describes the environment. The zero value means
 	// ConfigFromE2EConfig(E2EConfig): CAPO's variables (CLUSTER_NAME,
@@ -72,24 +75,58 @@ type SetupDevStackInput struct {
 	Logger logr.Logger
 }
 
-// setupData is what SetupDevStack hands to every parallel process.
-type setupData struct {
+// DefaultDevStackIntervals bound SetupDevStack when the e2e configuration has
+// no "default/wait-devstack" interval (CAPO's has none): 30 minutes, polling
+// every 10 seconds, as stackgate's data/e2e_conf.yaml sets them.
+var DefaultDevStackIntervals = []interface{}{"30m", "10s"}
+
+// DevStackIntervals returns the intervals that bound SetupDevStack: conf's
+// "default/wait-devstack", or DefaultDevStackIntervals when conf is nil or
+// has none.
+func DevStackIntervals(conf *clusterctl.E2EConfig) []interface{} {
+	if conf != nil {
+		if iv := conf.GetIntervals("default", "wait-devstack"); len(iv) > 0 {
+			return iv
+		}
+	}
+	return DefaultDevStackIntervals
+}
+
+// SetupData is what SetupDevStack hands from the first process to every
+// parallel process: the serialised environment and the template variables.
+// It holds credentials: never log it. Its JSON form (also through
+// sigs.k8s.io/yaml) is what SetupDevStack returns, so a suite whose
+// SynchronizedBeforeSuite returns data of its own embeds a *SetupData in
+// it (a field DevStack *sgframework.SetupData tagged json:"devStack", say),
+// gets it from SetupDevStackData and hands it to UseSetupData.
+type SetupData struct {
+	// Environment is the environment as devstack.Environment.Marshal wrote it.
 	Environment json.RawMessage `json:"environment"`
 	// Variables are computed once here rather than by every process: each
 	// computation authenticates and looks the external network up.
-	Variables    devstack.Variables `json:"variables"`
-	SetupStarted time.Time          `json:"setupStarted"`
-	SetupDone    time.Time          `json:"setupDone"`
+	Variables devstack.Variables `json:"variables"`
+	// SetupStarted and SetupDone are when the set-up started and ended.
+	SetupStarted time.Time `json:"setupStarted"`
+	SetupDone    time.Time `json:"setupDone"`
 }
 
 // SetupDevStack brings the environment up (or attaches to a running one) and
 // waits until the controller's APIs answer, within the e2e configuration's
-// "wait-devstack" interval and polling at its polling interval. The worker may still be joining when it returns
-// (see WaitForSecondAZ). Call it in the first function of
+// "wait-devstack" intervals (timeout and polling; DefaultDevStackIntervals
+// when the configuration has none). The worker may still be joining when it
+// returns (see WaitForSecondAZ). Call it in the first function of
 // SynchronizedBeforeSuite and return its result: it holds credentials and
-// must not be logged.
+// must not be logged. A suite with before-suite data of its own uses
+// SetupDevStackData instead.
 func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
-	gomega.Expect(input.E2EConfig).NotTo(gomega.BeNil(), "Invalid argument. input.E2EConfig can't be nil when calling SetupDevStack; load it with LoadE2EConfig")
+	out, err := json.Marshal(SetupDevStackData(ctx, input))
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't serialise the DevStack set-up")
+	return out
+}
+
+// SetupDevStackData is SetupDevStack returning the set-up as a struct, for a
+// suite that serialises it alongside its own before-suite data.
+func SetupDevStackData(ctx context.Context, input SetupDevStackInput) *SetupData {
 	started := time.Now()
 	log := input.Logger
 	if log.GetSink() == nil {
@@ -101,8 +138,9 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 		cfg, err = ConfigFromE2EConfig(input.E2EConfig)
 		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid DevStack configuration")
 	}
-	iv, err := ParseIntervals(input.E2EConfig.GetIntervals("default", "wait-devstack")...)
-	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid interval default/wait-devstack in the e2e configuration")
+	intervals := DevStackIntervals(input.E2EConfig)
+	iv, err := ParseIntervals(intervals...)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Invalid interval default/wait-devstack %v in the e2e configuration", intervals)
 	timeout := iv.Timeout
 
 	opts := []devstack.Option{devstack.WithLogger(log), devstack.WithPolling(iv.Polling)}
@@ -140,10 +178,8 @@ func SetupDevStack(ctx context.Context, input SetupDevStackInput) []byte {
 	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	vars, err := env.Variables(upCtx)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't compute the template variables of DevStack %q", cfg.Name)
-	out, err := json.Marshal(setupData{Environment: raw, Variables: vars, SetupStarted: started, SetupDone: time.Now()})
-	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	log.Info("DevStack ready", "host", env.Host, "after", time.Since(started).Round(time.Millisecond).String())
-	return out
+	return &SetupData{Environment: raw, Variables: vars, SetupStarted: started, SetupDone: time.Now()}
 }
 
 // ConfigFromE2EConfig reads the DevStack configuration as clusterctl's
@@ -240,7 +276,15 @@ type DevStack struct {
 	Variables devstack.Variables
 	// SetupStarted and SetupDone are when SetupDevStack started and returned.
 	SetupStarted, SetupDone time.Time
+	// CloudsYAMLFile is this process's copy of the environment's
+	// clouds.yaml (mode 0600, in a directory of its own), also set as
+	// OPENSTACK_CLOUD_YAML_FILE, which CAPO's suite reads. Close removes it.
+	CloudsYAMLFile string
 }
+
+// VarCloudYAMLFile names the clouds.yaml file UseDevStack writes for this
+// process (DevStack.CloudsYAMLFile); CAPO's suite reads it.
+const VarCloudYAMLFile = "OPENSTACK_CLOUD_YAML_FILE"
 
 // Config returns the environment's configuration.
 func (d *DevStack) Config() devstack.Config { return d.Environment.Config.WithDefaults() }
@@ -261,30 +305,51 @@ func (d *DevStack) cloudClients(ctx context.Context, cloud string) *devstack.Cli
 	return c
 }
 
-// Close closes this process's tunnel and clients; the environment keeps
-// running. Calling it again is harmless; Clients reopen what they need.
+// Close closes this process's tunnel and clients and removes its clouds.yaml
+// file; the environment keeps running. Calling it again is harmless; Clients
+// reopen what they need. A suite whose later cleanups still read
+// OPENSTACK_CLOUD_YAML_FILE (CAPO's leak check, a DeferCleanup of its
+// SynchronizedBeforeSuite, runs after the after-suite nodes) closes the
+// DevStack in a DeferCleanup registered before theirs.
 func (d *DevStack) Close() error {
 	var errs []error
 	if d.Tunnel != nil {
 		errs = append(errs, d.Tunnel.Close())
 		d.Tunnel = nil
 	}
+	if d.CloudsYAMLFile != "" {
+		errs = append(errs, os.RemoveAll(filepath.Dir(d.CloudsYAMLFile)))
+		d.CloudsYAMLFile = ""
+	}
 	errs = append(errs, d.Environment.Close())
 	return errors.Join(errs...)
 }
 
 // UseDevStack attaches this process to the environment SetupDevStack
-// returned: it opens the process's own tunnel and sets the template
-// variables SetupDevStack computed once (OPENSTACK_CLOUD_YAML_B64, failure
-// domains, flavors, external network ID, ...) in the process environment, where
-// clusterctl reads them. Call it in the second function of
-// SynchronizedBeforeSuite, on every process, with that function's context:
-// an interrupt cancels the dial. It is bounded by DefaultUseTimeout besides.
+// returned: it opens the process's own tunnel, writes the clouds.yaml to a
+// file of its own (mode 0600) and sets the template variables SetupDevStack
+// computed once (OPENSTACK_CLOUD_YAML_B64, failure domains, flavors,
+// external network ID, ...) and OPENSTACK_CLOUD_YAML_FILE in the process
+// environment, where clusterctl and CAPO's suite read them. Call it in the
+// second function of SynchronizedBeforeSuite, on every process, with that
+// function's context: an interrupt cancels the dial. It is bounded by
+// DefaultUseTimeout besides.
 func UseDevStack(ctx context.Context, data []byte) *DevStack {
+	var sd SetupData
+	gomega.Expect(json.Unmarshal(data, &sd)).To(gomega.Succeed(), "Couldn't read the data SetupDevStack returned; pass it unchanged from SynchronizedBeforeSuite")
+	return UseSetupData(ctx, &sd)
+}
+
+// UseSetupData is UseDevStack for the set-up as SetupDevStackData returned
+// it, e.g. embedded in a suite's own before-suite data. The first process
+// may call it in the first function of SynchronizedBeforeSuite already, when
+// what follows there needs the cloud (CAPO's Node1BeforeSuite reads
+// OPENSTACK_CLOUD_YAML_FILE); it then keeps that DevStack rather than
+// attaching twice.
+func UseSetupData(ctx context.Context, sd *SetupData) *DevStack {
+	gomega.Expect(sd).NotTo(gomega.BeNil(), "Invalid argument. The set-up data can't be nil when calling UseSetupData; pass what SetupDevStackData returned")
 	ctx, cancel := context.WithTimeout(ctx, DefaultUseTimeout)
 	defer cancel()
-	var sd setupData
-	gomega.Expect(json.Unmarshal(data, &sd)).To(gomega.Succeed(), "Couldn't read the data SetupDevStack returned; pass it unchanged from SynchronizedBeforeSuite")
 	raw, err := devstack.UnmarshalEnvironment(sd.Environment)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't read the environment SetupDevStack returned")
 	// Attached, without waiting again: SetupDevStack waited.
@@ -293,7 +358,18 @@ func UseDevStack(ctx context.Context, data []byte) *DevStack {
 	d := &DevStack{Environment: env, SetupStarted: sd.SetupStarted, SetupDone: sd.SetupDone}
 	d.Tunnel, err = env.Tunnel(ctx)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't open a tunnel to DevStack %q's controller at %s", env.Config.Name, env.SSH.Address)
-	d.Variables = sd.Variables
+	d.Variables = devstack.Variables{}
+	for k, v := range sd.Variables {
+		d.Variables[k] = v
+	}
+	dir, err := os.MkdirTemp("", "stackgate-clouds-")
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create a directory for the clouds.yaml")
+	d.CloudsYAMLFile = filepath.Join(dir, "clouds.yaml")
+	if err := os.WriteFile(d.CloudsYAMLFile, env.CloudsYAML, 0o600); err != nil {
+		_ = d.Close()
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't write the clouds.yaml to %s", d.CloudsYAMLFile)
+	}
+	d.Variables[VarCloudYAMLFile] = d.CloudsYAMLFile
 	names := make([]string, 0, len(d.Variables))
 	for k, v := range d.Variables {
 		gomega.Expect(os.Setenv(k, v)).To(gomega.Succeed(), "Couldn't set template variable %s in the process environment", k)

@@ -5,14 +5,18 @@
 // (clusterctl.E2EConfig.GetIntervals), and cluster templates are prepared as
 // plain bytes before clusterctl renders them.
 //
+// Import it as sgframework, beside Cluster API's test/framework:
+//
+//	import sgframework "github.com/stackgate/stackgate/framework"
+//
 // A minimal use: load the e2e configuration and pin a cluster template to
 // the first availability zone.
 //
-//	conf, err := framework.LoadE2EConfig(ctx, "") // the embedded data/e2e_conf.yaml
+//	conf, err := sgframework.LoadE2EConfig(ctx, "") // the embedded data/e2e_conf.yaml
 //	Expect(err).NotTo(HaveOccurred())
 //	tmpl, err := os.ReadFile("cluster-template.yaml")
 //	Expect(err).NotTo(HaveOccurred())
-//	pinned, err := framework.PinToFailureDomain(tmpl, conf.MustGetVariable("OPENSTACK_FAILURE_DOMAIN"))
+//	pinned, err := sgframework.PinToFailureDomain(tmpl, conf.MustGetVariable("OPENSTACK_FAILURE_DOMAIN"))
 //	Expect(err).NotTo(HaveOccurred())
 //
 // Templates whose content spreads machines over several zones (two zones,

@@ -48,7 +48,9 @@ type Suite struct {
 // package, at package level, so the nodes exist before RunSpecs.
 func Register(name string) *Suite {
 	s := &Suite{}
-	s.Flags.Bind(flag.CommandLine)
+	if err := s.Flags.Bind(flag.CommandLine); err != nil {
+		panic(err) // at package initialisation: nothing can report it better
+	}
 
 	ginkgo.SynchronizedBeforeSuite(func(ctx ginkgo.SpecContext) []byte {
 		conf := s.Flags.MustLoadE2EConfig(ctx)
