@@ -2,6 +2,7 @@ package examples_test
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -12,8 +13,15 @@ import (
 
 // goListDeps lists the packages the given patterns depend on, tests included.
 func goListDeps(ctx context.Context, patterns ...string) []string {
+	return goListDepsEnv(ctx, nil, patterns...)
+}
+
+// goListDepsEnv is goListDeps with variables added to go's environment
+// (GOOS=darwin: the dependencies on macOS).
+func goListDepsEnv(ctx context.Context, env []string, patterns ...string) []string {
 	cmd := exec.CommandContext(ctx, "go", append([]string{"list", "-deps", "-test"}, patterns...)...)
 	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.Output()
 	var stderr string
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -47,5 +55,16 @@ var _ = Describe("dependencies for importers outside Cluster API", func() {
 	It("the check would notice a Kubernetes dependency (framework has one)", func(ctx SpecContext) {
 		deps := goListDeps(ctx, "./framework")
 		Expect(kubernetesPackages(deps)).To(ContainElement("sigs.k8s.io/cluster-api/test/framework/clusterctl"))
+	}, NodeTimeout(5*time.Minute))
+
+	It("off Linux, framework, devstack and tunnel build without the local host, which needs Linux", func(ctx SpecContext) {
+		for _, goos := range []string{"darwin", "windows"} {
+			deps := goListDepsEnv(ctx, []string{"GOOS=" + goos, "GOARCH=arm64"}, "./framework", "./devstack", "./tunnel")
+			Expect(deps).To(ContainElement("github.com/stackgate/stackgate/framework"), goos)
+			Expect(deps).NotTo(ContainElement("github.com/stackgate/stackgate/devstack/local"), goos)
+			Expect(deps).NotTo(ContainElement("github.com/stackgate/stackgate/internal/netns"), goos)
+		}
+		deps := goListDeps(ctx, "./framework")
+		Expect(deps).To(ContainElement("github.com/stackgate/stackgate/devstack/local"), "on Linux framework offers the local host")
 	}, NodeTimeout(5*time.Minute))
 })

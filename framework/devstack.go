@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/cluster-api/test/framework/clusterctl"
 
 	"github.com/stackgate/stackgate/devstack"
-	"github.com/stackgate/stackgate/devstack/local"
 	"github.com/stackgate/stackgate/tunnel"
 )
 
@@ -221,14 +220,11 @@ func namesOrNone(names []string) string {
 // HostFromEnv returns the Existing host described by the STACKGATE_*
 // variables when $USE_EXISTING_DEVSTACK is "true" (see EnvUseExisting), and
 // otherwise the local host: the instance named by $STACKGATE_LOCAL_INSTANCE,
-// or the default one.
+// or the default one. The local host needs Linux and root; on other systems
+// asking for it is an error that says so.
 func HostFromEnv(log logr.Logger) (devstack.Host, error) {
 	if os.Getenv(EnvUseExisting) != "true" {
-		opts := []local.Option{local.WithLogger(log)}
-		if inst := os.Getenv(EnvLocalInstance); inst != "" {
-			opts = append(opts, local.WithInstance(inst))
-		}
-		return local.New(opts...), nil
+		return localHost(log, os.Getenv(EnvLocalInstance))
 	}
 	names := existingEnv
 	var missing []string

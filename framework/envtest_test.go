@@ -148,8 +148,7 @@ func envtestAssets(ctx context.Context) (string, error) {
 	cmd := exec.CommandContext(ctx, script)
 	// The script and its go build run in their own process group, which is
 	// sent SIGTERM when ctx ends; the script removes its partial build.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	inOwnProcessGroup(cmd, syscall.SIGTERM)
 	cmd.WaitDelay = time.Minute
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout

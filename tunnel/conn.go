@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"net"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // readBufferSize is the read buffer in front of the SSH socket: one read
@@ -19,12 +17,13 @@ const (
 	copyBufferSize      = 256 << 10
 )
 
-// sshSocket is the client's TCP connection to sshd. It buffers reads and
-// re-arms TCP_QUICKACK after each read from the socket. sshd sets
-// TCP_NODELAY only towards the target, so on its socket to us Nagle waits
-// for our ACK of the previous small packet; Linux delays that ACK by up to
-// 40 ms unless quick-ack mode is on, and the kernel leaves quick-ack mode
-// on its own, so it is set again after every read.
+// sshSocket is the client's TCP connection to sshd. It buffers reads and,
+// on Linux, re-arms TCP_QUICKACK after each read from the socket
+// (quickack_linux.go). sshd sets TCP_NODELAY only towards the target, so on
+// its socket to us Nagle waits for our ACK of the previous small packet;
+// Linux delays that ACK by up to 40 ms unless quick-ack mode is on, and the
+// kernel leaves quick-ack mode on its own, so it is set again after every
+// read. Elsewhere quickAck does nothing.
 type sshSocket struct {
 	*net.TCPConn
 	raw syscall.RawConn
@@ -42,11 +41,7 @@ func newSSHSocket(c *net.TCPConn) net.Conn {
 	return s
 }
 
-func (s *sshSocket) quickAck() {
-	_ = s.raw.Control(func(fd uintptr) {
-		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
-	})
-}
+func (s *sshSocket) quickAck() { setQuickAck(s.raw) }
 
 // Read reads through the buffer.
 func (s *sshSocket) Read(p []byte) (int, error) { return s.br.Read(p) }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command stackgate-local brings the local DevStack host up, takes it down,
 // reports its status and measures it:
 //

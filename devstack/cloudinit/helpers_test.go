@@ -92,8 +92,7 @@ func runWithin(limit time.Duration, what, dir string, stdin io.Reader, name stri
 	// killed at the limit, so no child it started (a sleep of wait_for)
 	// outlives the spec; should one escape the group and hold the output
 	// open, Wait stops waiting for it shortly after.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	inOwnProcessGroup(cmd, syscall.SIGKILL)
 	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
 	if err != nil && ctx.Err() != nil {

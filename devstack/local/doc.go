@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package local is stackgate's default host: a real two-node OpenStack (Zed,
 // from Debian's packages) in the network namespaces "controller" and
 // "worker" of this machine, as Cluster API Provider OpenStack's CI builds it

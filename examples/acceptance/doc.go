@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package acceptance shows how an OpenStack project outside Cluster API
 // (a Terraform provider, a CSI driver, a CLI) writes acceptance tests
 // against a two-zone DevStack with plain `go test`: devstack.Up on the local

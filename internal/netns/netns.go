@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netns creates network namespaces, bridges and veth pairs with
 // iproute2 and runs commands inside namespaces. Every object it creates is
 // recorded so that Cleanup removes exactly those, in reverse order.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testbed builds the SSH topology that the tunnel is tested and
 // measured on, and remote log collection is tested on: a client side (the
 // root namespace, or a namespace of its own), a controller namespace running

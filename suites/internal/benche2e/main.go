@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command benche2e times `make e2e`: from its start to the first spec
 // running, to the second availability zone being ready (the first
 // WaitForSecondAZ returning) and in total, once with parallel processes and

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures, side by side on one network-namespace topology,
 // direct routing, OpenSSH `ssh -L` (aes128-gcm@openssh.com, the Go
 // client's cipher), OpenSSH's SOCKS5 port (`ssh -D`, the like of the
