@@ -19,7 +19,11 @@ func benchEnv(b *testing.B) *devstack.Environment {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	raw, err := local.New().Up(ctx, devstack.DefaultConfig())
+	host, err := local.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := host.Up(ctx, devstack.DefaultConfig())
 	if err != nil {
 		b.Fatalf("local environment: %v", err)
 	}

@@ -51,7 +51,9 @@ import (
 // nothing runs yet). Tests never call Down on it: it is shared.
 func attachLocal(ctx context.Context) *devstack.Environment {
 	GinkgoHelper()
-	raw, err := local.New(local.WithOutput(GinkgoWriter)).Up(ctx, devstack.DefaultConfig())
+	host, err := local.New(local.WithOutput(GinkgoWriter))
+	Expect(err).NotTo(HaveOccurred())
+	raw, err := host.Up(ctx, devstack.DefaultConfig())
 	Expect(err).NotTo(HaveOccurred(), "attaching to the local environment")
 	data, err := raw.Marshal()
 	Expect(err).NotTo(HaveOccurred())

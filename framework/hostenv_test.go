@@ -74,3 +74,13 @@ var _ = Describe("HostFromEnv with an existing environment", func() {
 		Expect(err.Error()).NotTo(ContainSubstring("Address "))
 	})
 })
+
+var _ = Describe("HostFromEnv with the local host", func() {
+	It("names the variable of an instance name the local host refuses", func() {
+		GinkgoT().Setenv(framework.EnvUseExisting, "")
+		GinkgoT().Setenv(framework.EnvLocalInstance, "Not_OK")
+		host, err := framework.HostFromEnv(logr.Discard())
+		Expect(err).To(MatchError(ContainSubstring(`STACKGATE_LOCAL_INSTANCE: local host: instance name "Not_OK": use 1-8 lower case letters`)))
+		Expect(host).To(BeNil(), "no typed nil in the interface")
+	})
+})

@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"fmt"
+
 	"github.com/go-logr/logr"
 
 	"github.com/stackgate/stackgate/devstack"
@@ -14,5 +16,9 @@ func localHost(log logr.Logger, instance string) (devstack.Host, error) {
 	if instance != "" {
 		opts = append(opts, local.WithInstance(instance))
 	}
-	return local.New(opts...), nil
+	h, err := local.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvLocalInstance, err)
+	}
+	return h, nil
 }

@@ -37,7 +37,10 @@ const benchInstance = "bench"
 // testaz2 usable and the environment's peak memory (PSS, sampled during the
 // whole run); then it takes the instance down.
 func bench(ctx context.Context) (err error) {
-	h := local.New(local.WithInstance(benchInstance), local.WithOutput(os.Stderr), local.WithDeferredWorker())
+	h, err := local.New(local.WithInstance(benchInstance), local.WithOutput(os.Stderr), local.WithDeferredWorker())
+	if err != nil {
+		return err
+	}
 	cfg := devstack.DefaultConfig()
 	if err := h.Down(ctx); err != nil {
 		return fmt.Errorf("removing a previous bench instance: %w", err)
@@ -106,8 +109,10 @@ func bench(ctx context.Context) (err error) {
 			up.Round(100*time.Millisecond), len(install.Packages), install.Duration.Round(time.Second)))
 	default:
 		first, ok := h.LastInstall()
-		if d, dok := local.New().LastInstall(); dok && (!ok || d.At.Before(first.At)) {
-			first, ok = d, true
+		if def, derr := local.New(); derr == nil {
+			if d, dok := def.LastInstall(); dok && (!ok || d.At.Before(first.At)) {
+				first, ok = d, true
+			}
 		}
 		if ok {
 			row("fresh machine -> API ready", fmt.Sprintf("not measured: packages were already installed; recorded first apt install %s (%d packages, %s) + packages present -> API ready = %s",

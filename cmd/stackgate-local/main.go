@@ -77,7 +77,10 @@ func main() {
 }
 
 func run(ctx context.Context, cmd, e2eConfig string, opts []local.Option) error {
-	h := local.New(opts...)
+	h, err := local.New(opts...)
+	if err != nil {
+		return err
+	}
 	switch cmd {
 	case "up":
 		conf, err := framework.LoadE2EConfig(ctx, e2eConfig)

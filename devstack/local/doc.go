@@ -11,7 +11,8 @@
 // A state directory holds configuration, logs, pid files and a lock; a
 // healthy running environment is reused by later calls to Up until Down.
 //
-//	host := local.New(local.WithOutput(os.Stderr))
+//	host, err := local.New(local.WithOutput(os.Stderr)) // an invalid option fails here
+//	if err != nil { ... }
 //	env, err := host.Up(ctx, devstack.DefaultConfig())
 //	if err != nil { ... }
 //	// reach env.Controller through tunnel.Open with env.SSH

@@ -64,21 +64,22 @@ type Host struct {
 	log           logr.Logger
 	deferWorker   bool
 	workerTimeout time.Duration
-	err           error
 }
 
 var _ devstack.Host = (*Host)(nil)
 
 var instanceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,7}$`)
 
-// New returns a host for the default instance unless WithInstance says otherwise.
-func New(opts ...Option) *Host {
+// New returns a host for the default instance unless WithInstance says
+// otherwise. An invalid option is refused here, with the option's name and
+// the rule, so every method of a Host it returns can work.
+func New(opts ...Option) (*Host, error) {
 	h := &Host{instance: DefaultInstance, log: logr.Discard(), workerTimeout: 5 * time.Minute}
 	for _, o := range opts {
 		o(h)
 	}
 	if !instanceName.MatchString(h.instance) {
-		h.err = fmt.Errorf("local host: instance name %q: use 1-8 lower case letters, digits or dashes, starting with a letter or digit", h.instance)
+		return nil, fmt.Errorf("local host: instance name %q: use 1-8 lower case letters, digits or dashes, starting with a letter or digit", h.instance)
 	}
 	if h.stateDir == "" {
 		base, err := os.UserCacheDir()
@@ -94,7 +95,7 @@ func New(opts ...Option) *Host {
 	if abs, err := filepath.Abs(h.stateDir); err == nil {
 		h.stateDir = abs
 	}
-	return h
+	return h, nil
 }
 
 // Name returns "local".

@@ -36,7 +36,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if os.Geteuid() != 0 {
 		Skip("the local host needs root (network namespaces)")
 	}
-	host = local.New(instance(local.WithOutput(GinkgoWriter))...)
+	host = must(local.New(instance(local.WithOutput(GinkgoWriter))...))
 	var err error
 	env, err = host.Up(ctx, devstack.DefaultConfig())
 	Expect(err).NotTo(HaveOccurred(), "bringing the default local environment up")

@@ -192,7 +192,7 @@ var _ = Describe("the default local environment", Ordered, func() {
 		out := gbytes.NewBuffer()
 		interrupted, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := local.New(instance(local.WithOutput(out))...).Up(interrupted, devstack.DefaultConfig())
+		_, err := must(local.New(instance(local.WithOutput(out))...)).Up(interrupted, devstack.DefaultConfig())
 		Expect(err).To(MatchError(context.Canceled))
 		Expect(err).To(MatchError(ContainSubstring("checking the running environment")))
 		Expect(string(out.Contents())).NotTo(ContainSubstring("restarting"), "an interrupted look is no sign of an unhealthy environment")
@@ -220,12 +220,12 @@ func expectSamePIDs(before, after *local.Status) {
 // A separate instance, so the default environment stays up.
 var _ = Describe("a separate local instance", Ordered, Label("destructive"), func() {
 	It("tears down what it started when Up is cancelled", func(ctx SpecContext) {
-		h := local.New(local.WithInstance("sgcancel"), local.WithOutput(GinkgoWriter))
+		h := must(local.New(local.WithInstance("sgcancel"), local.WithOutput(GinkgoWriter)))
 		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) })
 		upCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		w := &cancelOn{word: "ssh", cancel: cancel}
-		h2 := local.New(local.WithInstance("sgcancel"), local.WithOutput(w))
+		h2 := must(local.New(local.WithInstance("sgcancel"), local.WithOutput(w)))
 		_, err := h2.Up(upCtx, devstack.DefaultConfig())
 		Expect(err).To(MatchError(context.Canceled))
 		Expect(w.seen()).To(BeTrue(), "Up was cancelled after its ssh stage")
@@ -236,7 +236,7 @@ var _ = Describe("a separate local instance", Ordered, Label("destructive"), fun
 	}, SpecTimeout(10*time.Minute))
 
 	It("adds testaz2 only once the worker has started, and Down leaves nothing behind", func(ctx SpecContext) {
-		h := local.New(local.WithInstance("sgtest"), local.WithOutput(GinkgoWriter), local.WithDeferredWorker())
+		h := must(local.New(local.WithInstance("sgtest"), local.WithOutput(GinkgoWriter), local.WithDeferredWorker()))
 		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) })
 		e, err := h.Up(ctx, devstack.DefaultConfig())
 		Expect(err).NotTo(HaveOccurred())
@@ -285,13 +285,13 @@ var _ = Describe("a separate local instance", Ordered, Label("destructive"), fun
 
 	It("refuses a second Up while one holds the lock", func(ctx SpecContext) {
 		// A separate instance, so the default environment's users are not refused.
-		h := local.New(local.WithInstance("sglock"), local.WithOutput(GinkgoWriter))
+		h := must(local.New(local.WithInstance("sglock"), local.WithOutput(GinkgoWriter)))
 		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) })
 		upCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		started := make(chan struct{})
 		w := &cancelOn{word: "network", cancel: func() { close(started) }}
-		h1 := local.New(local.WithInstance("sglock"), local.WithOutput(w))
+		h1 := must(local.New(local.WithInstance("sglock"), local.WithOutput(w)))
 		done := make(chan error, 1)
 		go func() { _, err := h1.Up(upCtx, devstack.DefaultConfig()); done <- err }()
 		Eventually(started).WithTimeout(2 * time.Minute).Should(BeClosed())

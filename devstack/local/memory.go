@@ -19,9 +19,6 @@ import (
 // (controller, worker and the qrouter-/qdhcp- namespaces its agents made,
 // where dnsmasq and the privsep helpers live).
 func (h *Host) Processes(ctx context.Context) ([]int, error) {
-	if h.err != nil {
-		return nil, h.err
-	}
 	n := h.names()
 	seen := map[int]bool{}
 	for _, name := range h.recorded() {

@@ -31,8 +31,8 @@ var _ = Describe("stopping the recorded processes of an instance", func() {
 	// A host on a state directory of its own: only its pid files matter.
 	newHost := func() *Host {
 		GinkgoHelper()
-		h := New(WithInstance("proctest"), WithStateDir(GinkgoT().TempDir()))
-		Expect(h.err).NotTo(HaveOccurred())
+		h, err := New(WithInstance("proctest"), WithStateDir(GinkgoT().TempDir()))
+		Expect(err).NotTo(HaveOccurred())
 		Expect(os.MkdirAll(h.path("run"), 0o700)).To(Succeed())
 		Expect(os.MkdirAll(h.path("logs"), 0o700)).To(Succeed())
 		return h

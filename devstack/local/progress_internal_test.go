@@ -14,7 +14,8 @@ import (
 var _ = Describe("progress", func() {
 	It("goes to one sink: WithOutput prints each event as one line, and nothing else", func() {
 		var out bytes.Buffer
-		h := New(WithInstance("sgprog"), WithStateDir(GinkgoT().TempDir()), WithOutput(&out))
+		h, err := New(WithInstance("sgprog"), WithStateDir(GinkgoT().TempDir()), WithOutput(&out))
+		Expect(err).NotTo(HaveOccurred())
 		h.progress("packages", 1234*time.Millisecond, nil)
 		h.progress("bootstrap", 2*time.Second, errors.New("failed"))
 		h.log.Info(eventRestart, "instance", h.instance, "reason", "keystone: HTTP 503\nmore detail")

@@ -236,9 +236,6 @@ func (h *Host) lock(op string) (func(), error) {
 // in that zone and its cinder-volume is up there too. It asks the API from inside the controller
 // namespace, so it needs no tunnel.
 func (h *Host) WaitWorker(ctx context.Context, timeout time.Duration) error {
-	if h.err != nil {
-		return h.err
-	}
 	b, err := os.ReadFile(h.path("environment.json"))
 	if err != nil {
 		return fmt.Errorf("wait for worker: no running environment in %s: %w", h.stateDir, err)

@@ -153,7 +153,7 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 	var e *devstack.Environment
 
 	BeforeAll(func(ctx SpecContext) {
-		h = local.New(local.WithInstance(instance), local.WithOutput(GinkgoWriter))
+		h = must(local.New(local.WithInstance(instance), local.WithOutput(GinkgoWriter)))
 		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) }, NodeTimeout(5*time.Minute))
 		e = must(h.Up(ctx, devstack.DefaultConfig()))
 	}, NodeTimeout(25*time.Minute))
@@ -186,7 +186,7 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 		cfg := devstack.DefaultConfig()
 		cfg.FailureDomainAlt = "testaz3"
 		out := gbytes.NewBuffer()
-		h := local.New(local.WithInstance(instance), local.WithOutput(io.MultiWriter(out, GinkgoWriter)))
+		h := must(local.New(local.WithInstance(instance), local.WithOutput(io.MultiWriter(out, GinkgoWriter))))
 
 		again := must(h.Up(ctx, cfg))
 		Expect(string(out.Contents())).To(ContainSubstring("built for another configuration (OPENSTACK_FAILURE_DOMAIN_ALT was testaz2, now testaz3); rebuilding"))
@@ -217,7 +217,7 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 var _ = Describe("Down of a local instance that never ran", Label("destructive"), func() {
 	It("succeeds and creates nothing", func(ctx SpecContext) {
 		dir := filepath.Join(GinkgoT().TempDir(), "state")
-		h := local.New(local.WithInstance("sgnone"), local.WithStateDir(dir), local.WithOutput(GinkgoWriter))
+		h := must(local.New(local.WithInstance("sgnone"), local.WithStateDir(dir), local.WithOutput(GinkgoWriter)))
 		Expect(h.Down(ctx)).To(Succeed())
 		_, err := os.Stat(dir)
 		Expect(os.IsNotExist(err)).To(BeTrue(), "no state directory %s created", dir)

@@ -88,9 +88,6 @@ func (z Zone) Available() bool {
 
 // Status reports the instance's processes and whether keystone answers.
 func (h *Host) Status(ctx context.Context) (*Status, error) {
-	if h.err != nil {
-		return nil, h.err
-	}
 	s := &Status{Instance: h.instance, StateDir: h.stateDir}
 	for _, n := range h.recorded() {
 		pid, ok := h.pidOf(n)

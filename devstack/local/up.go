@@ -31,9 +31,6 @@ import (
 // missing), or a restart that fails, is rebuilt from scratch. On error or
 // cancellation everything Up started is removed again.
 func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Environment, err error) {
-	if h.err != nil {
-		return nil, h.err
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -284,9 +281,6 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 // StartWorker starts the worker's services and its detached registration
 // (for an environment brought up WithDeferredWorker, or to restart it).
 func (h *Host) StartWorker(ctx context.Context) error {
-	if h.err != nil {
-		return h.err
-	}
 	unlock, err := h.lock("start-worker")
 	if err != nil {
 		return err
@@ -322,9 +316,6 @@ func (h *Host) startWorker(cfg devstack.Config) error {
 
 // WorkerStarted returns when the worker's services were last started.
 func (h *Host) WorkerStarted() (time.Time, error) {
-	if h.err != nil {
-		return time.Time{}, h.err
-	}
 	b, err := os.ReadFile(h.path("run", "worker-started"))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("the worker has not been started: %w", err)
@@ -366,9 +357,6 @@ func (h *Host) cloudsYAML(cfg devstack.Config) ([]byte, error) {
 // instance's links: one of the same name that something else made is left
 // alone and named in the error (Up refuses to start beside it likewise).
 func (h *Host) Down(ctx context.Context) error {
-	if h.err != nil {
-		return h.err
-	}
 	if os.Geteuid() != 0 {
 		return errors.New("local host: must run as root to remove network namespaces; run with sudo")
 	}

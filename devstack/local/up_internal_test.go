@@ -15,8 +15,8 @@ import (
 
 var _ = Describe("a bootstrapped state and the configuration Up is given", func() {
 	It("names each variable whose value differs from the one the state was built with", func() {
-		h := New(WithInstance("cfgtest"), WithStateDir(GinkgoT().TempDir()))
-		Expect(h.err).NotTo(HaveOccurred())
+		h, err := New(WithInstance("cfgtest"), WithStateDir(GinkgoT().TempDir()))
+		Expect(err).NotTo(HaveOccurred())
 		Expect(os.MkdirAll(h.stateDir, 0o700)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty(), "a state without the record: nothing to compare")
 

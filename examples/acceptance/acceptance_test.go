@@ -28,7 +28,10 @@ func TestMain(m *testing.M) {
 	var err error
 	// The local host reuses a running environment; an Existing host (a
 	// clouds.yaml and an SSH endpoint) works the same way.
-	env, err = devstack.Up(ctx, devstack.DefaultConfig(), local.New(local.WithOutput(os.Stderr)))
+	host, err := local.New(local.WithOutput(os.Stderr))
+	if err == nil {
+		env, err = devstack.Up(ctx, devstack.DefaultConfig(), host)
+	}
 	cancel()
 	if err != nil {
 		os.Stderr.WriteString("acceptance: DevStack is not available: " + err.Error() + "\n")
