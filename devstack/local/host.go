@@ -199,24 +199,20 @@ func (h *Host) recordTiming(name string, d time.Duration) {
 	t := h.Timings()
 	t[name] = d
 	b, _ := json.Marshal(t)
-	_ = os.WriteFile(h.path("timings.json"), b, 0o600)
+	_ = os.WriteFile(h.path(fileTimings), b, 0o600)
 }
 
 // Timings returns the recorded stage durations.
 func (h *Host) Timings() Timings {
 	t := Timings{}
-	if b, err := os.ReadFile(h.path("timings.json")); err == nil {
+	if b, err := os.ReadFile(h.path(fileTimings)); err == nil {
 		_ = json.Unmarshal(b, &t)
 	}
 	return t
 }
 
 func (h *Host) environment(cfg devstack.Config) (*devstack.Environment, error) {
-	b, err := os.ReadFile(h.path("environment.json"))
-	if err != nil {
-		return nil, err
-	}
-	env, err := devstack.UnmarshalEnvironment(b)
+	env, err := h.readEnvironment()
 	if err != nil {
 		return nil, err
 	}

@@ -115,14 +115,14 @@ type AptInstall struct {
 
 func (h *Host) recordInstall(d time.Duration, pkgs []string) {
 	b, _ := json.Marshal(AptInstall{At: time.Now(), Duration: d, Packages: pkgs})
-	_ = os.WriteFile(h.path("apt-install.json"), b, 0o600)
+	_ = os.WriteFile(h.path(fileAptInstall), b, 0o600)
 }
 
 // LastInstall returns the last apt installation Up made for this instance,
 // if the state directory recorded one (Down keeps it).
 func (h *Host) LastInstall() (AptInstall, bool) {
 	var a AptInstall
-	b, err := os.ReadFile(h.path("apt-install.json"))
+	b, err := os.ReadFile(h.path(fileAptInstall))
 	if err != nil || json.Unmarshal(b, &a) != nil || a.Duration <= 0 {
 		return AptInstall{}, false
 	}

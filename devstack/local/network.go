@@ -117,7 +117,7 @@ func (h *Host) neutronNamespaces(ctx context.Context) []string {
 	n := h.names()
 	entries, _ := os.ReadDir("/run/netns")
 	known := map[string]bool{}
-	for _, f := range h.readList("neutron-namespaces") {
+	for _, f := range h.readList(fileNeutronNamespaces) {
 		known[f] = true
 	}
 	var ours []string
@@ -155,7 +155,7 @@ func (h *Host) rememberNeutronNamespaces(ctx context.Context, offline bool) {
 			all = append(all, n)
 		}
 	}
-	for _, n := range h.readList("neutron-namespaces") {
+	for _, n := range h.readList(fileNeutronNamespaces) {
 		if netns.Exists(n) {
 			add(n)
 		}
@@ -170,7 +170,7 @@ func (h *Host) rememberNeutronNamespaces(ctx context.Context, offline bool) {
 	for _, n := range fromDB {
 		add(n)
 	}
-	_ = os.WriteFile(h.path("neutron-namespaces"), []byte(strings.Join(all, "\n")), 0o600)
+	_ = os.WriteFile(h.path(fileNeutronNamespaces), []byte(strings.Join(all, "\n")), 0o600)
 }
 
 // unattributedNeutronNamespaces reports whether a qrouter-/qdhcp- namespace

@@ -41,7 +41,7 @@ func baseEnv() []string {
 // start launches s in its own session inside its namespace, with its output
 // appended to logs/<name>.log, and records "pid starttime" in run/<name>.pid.
 func (h *Host) start(s service) error {
-	logf, err := os.OpenFile(h.path("logs", s.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(h.path(dirLogs, s.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", s.name, err)
 	}
@@ -138,7 +138,7 @@ func (h *Host) recorded() []string {
 
 // tail returns the last n lines of a service's log.
 func (h *Host) tail(name string, n int) string {
-	b, err := os.ReadFile(h.path("logs", name+".log"))
+	b, err := os.ReadFile(h.path(dirLogs, name+".log"))
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
@@ -153,8 +153,8 @@ func (h *Host) tail(name string, n int) string {
 // daemon that writes its errors to a log of its own (MariaDB's log-error,
 // logs/<name>-error.log), the end of that one too.
 func (h *Host) serviceError(name, what string) error {
-	msg := fmt.Sprintf("%s %s; last lines of %s:\n%s", name, what, h.path("logs", name+".log"), h.tail(name, 25))
-	if p := h.path("logs", name+"-error.log"); fileExists(p) {
+	msg := fmt.Sprintf("%s %s; last lines of %s:\n%s", name, what, h.path(dirLogs, name+".log"), h.tail(name, 25))
+	if p := h.path(dirLogs, name+"-error.log"); fileExists(p) {
 		msg += fmt.Sprintf("\nlast lines of %s:\n%s", p, h.tail(name+"-error", 25))
 	}
 	return errors.New(msg)
@@ -300,7 +300,7 @@ func (h *Host) run(ctx context.Context, step, ns string, env []string, stdin str
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
-	_ = os.WriteFile(h.path("logs", step+".log"), out.Bytes(), 0o600)
+	_ = os.WriteFile(h.path(dirLogs, step+".log"), out.Bytes(), 0o600)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The group's other members had SIGTERM too: a grace period,
@@ -316,7 +316,7 @@ func (h *Host) run(ctx context.Context, step, ns string, env []string, stdin str
 			}
 			return out.String(), fmt.Errorf("%s: %w", step, ctx.Err())
 		}
-		return out.String(), fmt.Errorf("%s failed (%v); last lines of %s:\n%s", step, err, h.path("logs", step+".log"), lastLines(out.String(), 25))
+		return out.String(), fmt.Errorf("%s failed (%v); last lines of %s:\n%s", step, err, h.path(dirLogs, step+".log"), lastLines(out.String(), 25))
 	}
 	return out.String(), nil
 }

@@ -207,7 +207,7 @@ func (h *Host) healthy(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 // lock takes the instance's lock (flock on state/lock) for op, or fails
 // naming the process that holds it.
 func (h *Host) lock(op string) (func(), error) {
-	p := h.path("lock")
+	p := h.path(fileLock)
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock %s: %w", p, err)
@@ -236,11 +236,10 @@ func (h *Host) lock(op string) (func(), error) {
 // in that zone and its cinder-volume is up there too. It asks the API from inside the controller
 // namespace, so it needs no tunnel.
 func (h *Host) WaitWorker(ctx context.Context, timeout time.Duration) error {
-	b, err := os.ReadFile(h.path("environment.json"))
-	if err != nil {
+	env, err := h.readEnvironment()
+	if isNotRecorded(err) {
 		return fmt.Errorf("wait for worker: no running environment in %s: %w", h.stateDir, err)
 	}
-	env, err := devstack.UnmarshalEnvironment(b)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func (h *Host) infraServices(pw string) []service {
 			"RABBITMQ_CONF_ENV_FILE=" + h.etc("rabbitmq-env.conf"),
 			"RABBITMQ_CONFIG_FILE=" + rmq + "/rabbitmq",
 			"RABBITMQ_ENABLED_PLUGINS_FILE=" + rmq + "/enabled_plugins",
-			"RABBITMQ_MNESIA_BASE=" + rmq + "/mnesia", "RABBITMQ_LOG_BASE=" + h.path("logs", "rabbitmq"),
+			"RABBITMQ_MNESIA_BASE=" + rmq + "/mnesia", "RABBITMQ_LOG_BASE=" + h.path(dirLogs, "rabbitmq"),
 			"RABBITMQ_PID_FILE=" + h.path("daemons", "rabbitmq.pid"),
 			"RABBITMQ_DEFAULT_USER=openstack", "RABBITMQ_DEFAULT_PASS=" + pw,
 		}},

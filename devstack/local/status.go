@@ -95,14 +95,13 @@ func (h *Host) Status(ctx context.Context) (*Status, error) {
 	}
 	s.Leftovers = h.leftovers(ctx)
 	s.WorkerStarted, _ = h.WorkerStarted()
-	if b, err := os.ReadFile(h.path("logs", "register-worker.log")); err == nil {
+	if b, err := os.ReadFile(h.path(dirLogs, "register-worker.log")); err == nil {
 		s.WorkerRegistration = lastLines(string(b), 1)
 	}
-	b, err := os.ReadFile(h.path("environment.json"))
-	if err != nil {
+	env, err := h.readEnvironment()
+	if isNotRecorded(err) {
 		return s, nil
 	}
-	env, err := devstack.UnmarshalEnvironment(b)
 	if err != nil {
 		return s, err
 	}

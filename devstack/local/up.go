@@ -4,12 +4,12 @@ package local
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,7 +41,7 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 	if err := preflight(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(h.path("logs"), 0o700); err != nil {
+	if err := os.MkdirAll(h.path(dirLogs), 0o700); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
 	unlock, err := h.lock("up")
@@ -68,7 +68,7 @@ func (h *Host) Up(ctx context.Context, cfg devstack.Config) (env *devstack.Envir
 	if h.bootstrapped() {
 		changed = h.changedSince(cfg)
 	}
-	if _, statErr := os.Stat(h.path("environment.json")); statErr == nil && changed == "" {
+	if h.hasEnvironment() && changed == "" {
 		h.log.Info(eventRestart, "instance", h.instance, "reason", herr.Error())
 	}
 
@@ -111,24 +111,22 @@ func firstLine(s string) string {
 	return s
 }
 
-func (h *Host) bootstrapped() bool {
-	_, err := os.Stat(h.path("bootstrapped"))
-	return err == nil
-}
-
 // changedSince names the variables whose values differ from those the
-// state was bootstrapped with ("" when none do, or when the state predates
-// that record).
+// state was bootstrapped with, and a state version other than this code's
+// ("" when nothing differs, or when the state predates that record).
 func (h *Host) changedSince(cfg devstack.Config) string {
-	b, err := os.ReadFile(h.path("bootstrapped.json"))
-	if err != nil {
+	rec, err := h.readBootstrap()
+	switch {
+	case isNotRecorded(err):
 		return ""
-	}
-	var was devstack.Config
-	if err := json.Unmarshal(b, &was); err != nil {
-		return "its record " + h.path("bootstrapped.json") + " is unreadable"
+	case err != nil:
+		return "its record " + h.path(fileBootstrapped) + " is unreadable"
 	}
 	var changed []string
+	if rec.StateVersion != stateVersion {
+		changed = append(changed, fmt.Sprintf("state version was %d, now %d", rec.StateVersion, stateVersion))
+	}
+	was := rec.Config
 	now := cfg.EnvVars()
 	for i, v := range was.EnvVars() {
 		if v.Value != now[i].Value {
@@ -155,7 +153,7 @@ func (h *Host) intact() error {
 // first time) and then the worker.
 func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Environment, error) {
 	n := h.names()
-	_ = os.Remove(h.path("environment.json"))
+	h.forgetEnvironment()
 	if err := h.stage(ctx, "cleanup", func(ctx context.Context) error {
 		// What is left of an earlier run goes; a namespace of the
 		// instance's name that it did not make stops Up untouched.
@@ -228,14 +226,7 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 		}
 	}
 	if fresh {
-		b, err := json.Marshal(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(h.path("bootstrapped.json"), b, 0o600); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(h.path("bootstrapped"), []byte(time.Now().Format(time.RFC3339)), 0o600); err != nil {
+		if err := h.recordBootstrap(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -260,14 +251,10 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 		CloudsYAML: clouds,
 		StateDir:   h.stateDir,
 	}
-	b, err := env.Marshal()
-	if err != nil {
+	if err := h.writeEnvironment(env); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(h.path("environment.json"), b, 0o600); err != nil {
-		return nil, fmt.Errorf("writing environment: %w", err)
-	}
-	if err := os.WriteFile(h.path("clouds.yaml"), clouds, 0o600); err != nil {
+	if err := os.WriteFile(h.path(fileCloudsYAML), clouds, 0o600); err != nil {
 		return nil, fmt.Errorf("writing clouds.yaml: %w", err)
 	}
 	if !h.deferWorker {
@@ -286,11 +273,10 @@ func (h *Host) StartWorker(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	b, err := os.ReadFile(h.path("environment.json"))
-	if err != nil {
+	env, err := h.readEnvironment()
+	if isNotRecorded(err) {
 		return fmt.Errorf("start worker: no running environment in %s; run Up first", h.stateDir)
 	}
-	env, err := devstack.UnmarshalEnvironment(b)
 	if err != nil {
 		return err
 	}
@@ -374,7 +360,7 @@ func (h *Host) Down(ctx context.Context) error {
 			err = errors.Join(err, fmt.Errorf("still present after down: %s", strings.Join(n, ", ")))
 		}
 		if err == nil {
-			_ = os.Remove(h.path("neutron-namespaces"))
+			_ = os.Remove(h.path(fileNeutronNamespaces))
 		}
 		return err
 	})
@@ -386,12 +372,11 @@ func (h *Host) teardown(ctx context.Context, wipe bool) error {
 	h.rememberNeutronNamespaces(ctx, wipe)
 	err := h.stopAll(ctx, 15*time.Second)
 	err = errors.Join(err, h.deleteNetwork(ctx))
-	_ = os.Remove(h.path("environment.json"))
+	h.forgetEnvironment()
 	if wipe {
 		entries, _ := os.ReadDir(h.stateDir)
 		for _, e := range entries {
-			switch e.Name() {
-			case "logs", "timings.json", "lock", "neutron-namespaces", "apt-install.json":
+			if slices.Contains(keptByWipe, e.Name()) {
 				continue
 			}
 			_ = os.RemoveAll(filepath.Join(h.stateDir, e.Name()))

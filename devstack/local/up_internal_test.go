@@ -4,6 +4,7 @@ package local
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 
@@ -20,9 +21,10 @@ var _ = Describe("a bootstrapped state and the configuration Up is given", func(
 		Expect(os.MkdirAll(h.stateDir, 0o700)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty(), "a state without the record: nothing to compare")
 
+		// A record written before state versions were: the configuration alone.
 		b, err := json.Marshal(devstack.DefaultConfig())
 		Expect(err).NotTo(HaveOccurred())
-		Expect(os.WriteFile(h.path("bootstrapped.json"), b, 0o600)).To(Succeed())
+		Expect(os.WriteFile(h.path(fileBootstrapped), b, 0o600)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty())
 		Expect(h.changedSince(devstack.Config{})).To(BeEmpty(), "unset variables are their defaults")
 
@@ -31,7 +33,26 @@ var _ = Describe("a bootstrapped state and the configuration Up is given", func(
 		cfg.FailureDomain = "az1"
 		Expect(h.changedSince(cfg)).To(Equal("FLOATING_RANGE was 172.24.4.0/24, now 172.25.0.0/24, OPENSTACK_FAILURE_DOMAIN was testaz1, now az1"))
 
-		Expect(os.WriteFile(h.path("bootstrapped.json"), []byte("{"), 0o600)).To(Succeed())
+		Expect(os.WriteFile(h.path(fileBootstrapped), []byte("{"), 0o600)).To(Succeed())
 		Expect(h.changedSince(cfg)).To(ContainSubstring("is unreadable"), "a record that cannot be read forces a rebuild")
+	})
+
+	It("records the state version, reads a record without one as version 1 and names another", func() {
+		h, err := New(WithInstance("cfgtest"), WithStateDir(GinkgoT().TempDir()))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.MkdirAll(h.stateDir, 0o700)).To(Succeed())
+		Expect(h.bootstrapped()).To(BeFalse())
+		Expect(h.recordBootstrap(devstack.DefaultConfig())).To(Succeed())
+		Expect(h.bootstrapped()).To(BeTrue())
+		rec, err := h.readBootstrap()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rec.StateVersion).To(Equal(stateVersion))
+		Expect(rec.Config).To(Equal(devstack.DefaultConfig()))
+		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty())
+
+		b, err := json.Marshal(bootstrapRecord{Config: devstack.DefaultConfig(), StateVersion: stateVersion + 1})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(h.path(fileBootstrapped), b, 0o600)).To(Succeed())
+		Expect(h.changedSince(devstack.DefaultConfig())).To(Equal(fmt.Sprintf("state version was %d, now %d", stateVersion+1, stateVersion)))
 	})
 })
