@@ -483,7 +483,7 @@ func pinnedFields(o *unstructured.Unstructured) map[string]interface{} {
 	return want
 }
 
-var _ = Describe("PinToFailureDomain against the Cluster API and CAPO CRDs", Ordered, func() {
+var _ = Describe("PinToFailureDomain against the Cluster API and CAPO CRDs", Ordered, Label("envtest"), func() {
 	var (
 		k    *kube
 		vars map[string]string

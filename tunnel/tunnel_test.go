@@ -5,8 +5,6 @@ package tunnel_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -35,8 +33,6 @@ import (
 	"github.com/stackgate/stackgate/internal/testbed"
 	"github.com/stackgate/stackgate/tunnel"
 )
-
-var routes = []netip.Prefix{netip.MustParsePrefix("10.0.3.0/24"), netip.MustParsePrefix("172.24.4.0/24")}
 
 func url(host string, path string) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(testbed.HTTPPort)) + path
@@ -82,7 +78,6 @@ func open(ctx context.Context, mutate ...func(*tunnel.Config)) *tunnel.Tunnel {
 // Bounds of the specs: every spec that does network I/O has one, so a hung
 // connection fails the spec instead of holding the suite.
 const (
-	specTimeout = time.Minute
 	// requestTimeout bounds each request of get. The HTTP clients have no
 	// timeout: the request's context stops one that hangs.
 	requestTimeout = 10 * time.Second
@@ -139,6 +134,8 @@ func (f dialerFunc) DialContext(ctx context.Context, network, addr string) (net.
 }
 
 var _ = Describe("Tunnel", func() {
+	BeforeEach(needBed, NodeTimeout(2*time.Minute))
+
 	It("carries routed addresses over SSH and dials others directly", func(ctx SpecContext) {
 		t := open(ctx)
 		c := t.HTTPClient()
@@ -363,36 +360,6 @@ var _ = Describe("Tunnel", func() {
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(other)))
 			Expect(err.Error()).To(ContainSubstring(ssh.FingerprintSHA256(bed.ControllerSSHD.HostKey)))
 		}, SpecTimeout(specTimeout))
-	})
-
-	Describe("configuration errors name the field and the fix", func() {
-		DescribeTable("Open refuses",
-			func(ctx SpecContext, mutate func(*tunnel.Config), want ...string) {
-				cfg := baseConfig()
-				mutate(&cfg)
-				_, err := tunnel.Open(ctx, cfg)
-				Expect(err).To(HaveOccurred())
-				for _, w := range want {
-					Expect(err.Error()).To(ContainSubstring(w))
-				}
-				// The key never appears in an error, not even in part.
-				for _, f := range keyFragments() {
-					Expect(err.Error()).NotTo(ContainSubstring(f), "the error carries part of the private key")
-				}
-			},
-			Entry("no routes", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.Routes = nil }, "Config.Routes is empty", "add the prefixes"),
-			Entry("overlapping routes", SpecTimeout(specTimeout), func(c *tunnel.Config) {
-				c.Routes = append(routes, netip.MustParsePrefix("10.0.0.0/16"))
-			}, "Config.Routes[2] 10.0.0.0/16 overlaps Config.Routes[0] 10.0.3.0/24", "remove one"),
-			Entry("a key that cannot be parsed", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.PrivateKey = bed.UserKey[:len(bed.UserKey)/2] },
-				"Config.PrivateKey cannot be parsed", "PEM-encoded"),
-			Entry("an unreadable key file", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.PrivateKey, c.PrivateKeyFile = nil, "/nonexistent/id_ed25519" },
-				"Config.PrivateKeyFile", "no such file", "check the path"),
-			Entry("an unreachable address", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.Address = net.JoinHostPort(bed.ControllerIP, "2222") },
-				"Config.Address 198.18.", ":2222", "connection refused", "check the address"),
-			Entry("no host key", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.HostKey = nil }, "Config.HostKey", "InsecureIgnoreHostKey"),
-			Entry("no port", SpecTimeout(specTimeout), func(c *tunnel.Config) { c.Address = bed.ControllerIP }, "Config.Address", "add the port"),
-		)
 	})
 
 	Describe("the proxy", func() {
@@ -731,28 +698,4 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
-}
-
-// keyFragments returns the lines of the PEM body of the bed's user key
-// that belong to this key alone: every base64 line but the first, which
-// holds the header ("openssh-key-v1", cipher and KDF "none") shared by
-// every unencrypted OpenSSH key.
-func keyFragments() []string {
-	GinkgoHelper()
-	lines := strings.Split(strings.TrimSpace(string(bed.UserKey)), "\n")
-	Expect(len(lines)).To(BeNumerically(">=", 4), "a PEM key: BEGIN, two base64 lines or more, END")
-	body := lines[2 : len(lines)-1]
-	for _, l := range body {
-		Expect(len(l)).To(BeNumerically(">=", 32), "base64 line %q is too short to be unique to the key", l)
-	}
-	return body
-}
-
-func newKey() ssh.PublicKey {
-	GinkgoHelper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	Expect(err).NotTo(HaveOccurred())
-	k, err := ssh.NewPublicKey(pub)
-	Expect(err).NotTo(HaveOccurred())
-	return k
 }

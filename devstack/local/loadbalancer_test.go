@@ -45,6 +45,8 @@ func lbStatus(c *gophercloud.ServiceClient, id string) func(context.Context) (st
 }
 
 var _ = Describe("load balancers of the tenant user", func() {
+	BeforeEach(needEnv, NodeTimeout(20*time.Minute))
+
 	cfg := devstack.DefaultConfig()
 
 	It("lists them with the roles DevStack gives the demo user", func(ctx SpecContext) {

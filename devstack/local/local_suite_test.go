@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -26,23 +25,49 @@ func TestLocal(t *testing.T) {
 	RunSpecs(t, "devstack/local")
 }
 
+// host, env and tun are the shared environment (the default instance, or
+// $STACKGATE_LOCAL_INSTANCE) of the specs that use it: the first of them
+// brings it up or attaches to it (needEnv), the suite's end closes the
+// connections. Specs of pure logic never touch it and run without root.
 var (
 	host *local.Host
 	env  *devstack.Environment
 	tun  *tunnel.Tunnel
 )
 
-var _ = BeforeSuite(func(ctx SpecContext) {
+// needRoot skips a spec that builds network namespaces when not root.
+func needRoot() {
 	if os.Geteuid() != 0 {
 		Skip("the local host needs root (network namespaces)")
 	}
-	host = must(local.New(instance(local.WithOutput(GinkgoWriter))...))
-	var err error
-	env, err = host.Up(ctx, devstack.DefaultConfig())
-	Expect(err).NotTo(HaveOccurred(), "bringing the default local environment up")
-	DeferCleanup(env.Close) // the connections its waits open
-	tun = openTunnel(ctx, env)
-}, NodeTimeout(20*time.Minute))
+}
+
+// needEnv brings the shared environment up unless it is, or skips the spec
+// where it cannot be (not root).
+func needEnv(ctx SpecContext) {
+	needRoot()
+	if tun != nil {
+		return
+	}
+	if host == nil {
+		host = must(local.New(instance(local.WithOutput(GinkgoWriter))...))
+	}
+	if env == nil {
+		var err error
+		env, err = host.Up(ctx, devstack.DefaultConfig())
+		Expect(err).NotTo(HaveOccurred(), "bringing the default local environment up")
+	}
+	tun = dialTunnel(ctx, env)
+}
+
+var _ = AfterSuite(func() {
+	if tun != nil {
+		Expect(tun.Close()).To(Succeed())
+	}
+	if env != nil {
+		Expect(env.Close()).To(Succeed()) // the connections its waits open
+	}
+})
 
 // instance adds to opts the instance $STACKGATE_LOCAL_INSTANCE names, when
 // set: the suite then runs on that instance instead of the default one.
@@ -53,8 +78,16 @@ func instance(opts ...local.Option) []local.Option {
 	return opts
 }
 
-// openTunnel opens a tunnel to env's controller, closed after the suite.
+// openTunnel opens a tunnel to env's controller, closed after the spec or
+// container that opened it.
 func openTunnel(ctx context.Context, env *devstack.Environment) *tunnel.Tunnel {
+	t := dialTunnel(ctx, env)
+	DeferCleanup(t.Close)
+	return t
+}
+
+// dialTunnel opens a tunnel to env's controller; the caller closes it.
+func dialTunnel(ctx context.Context, env *devstack.Environment) *tunnel.Tunnel {
 	t, err := tunnel.Open(ctx, tunnel.Config{
 		Address:    env.SSH.Address,
 		User:       env.SSH.User,
@@ -63,7 +96,6 @@ func openTunnel(ctx context.Context, env *devstack.Environment) *tunnel.Tunnel {
 		Routes:     env.Config.Routes(),
 	})
 	Expect(err).NotTo(HaveOccurred(), "opening a tunnel to %s", env.SSH.Address)
-	DeferCleanup(t.Close)
 	return t
 }
 

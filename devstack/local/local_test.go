@@ -64,6 +64,8 @@ var _ = Describe("the default local environment", Ordered, func() {
 	var compute, adminCompute, network, volume, image *gophercloud.ServiceClient
 	cfg := devstack.DefaultConfig()
 
+	BeforeAll(needEnv, NodeTimeout(20*time.Minute))
+
 	BeforeAll(func(ctx SpecContext) {
 		demo := cloudClient(ctx, env, tun, cfg.Cloud)
 		admin := cloudClient(ctx, env, tun, cfg.CloudAdmin)
@@ -219,6 +221,8 @@ func expectSamePIDs(before, after *local.Status) {
 
 // A separate instance, so the default environment stays up.
 var _ = Describe("a separate local instance", Ordered, Label("destructive"), func() {
+	BeforeAll(needEnv, NodeTimeout(20*time.Minute))
+
 	It("tears down what it started when Up is cancelled", func(ctx SpecContext) {
 		h := must(local.New(local.WithInstance("sgcancel"), local.WithOutput(GinkgoWriter)))
 		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) })

@@ -152,6 +152,8 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 	var h *local.Host
 	var e *devstack.Environment
 
+	BeforeAll(needRoot)
+
 	BeforeAll(func(ctx SpecContext) {
 		h = must(local.New(local.WithInstance(instance), local.WithOutput(GinkgoWriter)))
 		DeferCleanup(func(ctx SpecContext) { Expect(h.Down(ctx)).To(Succeed()) }, NodeTimeout(5*time.Minute))
@@ -215,6 +217,8 @@ var _ = Describe("repairing a local instance whose processes died", Ordered, Lab
 })
 
 var _ = Describe("Down of a local instance that never ran", Label("destructive"), func() {
+	BeforeEach(needRoot)
+
 	It("succeeds and creates nothing", func(ctx SpecContext) {
 		dir := filepath.Join(GinkgoT().TempDir(), "state")
 		h := must(local.New(local.WithInstance("sgnone"), local.WithStateDir(dir), local.WithOutput(GinkgoWriter)))

@@ -34,6 +34,8 @@ func serversOn(ctx context.Context, h string) (int, error) {
 }
 
 var _ = Describe("the status of the local environment", func() {
+	BeforeEach(needEnv, NodeTimeout(20*time.Minute))
+
 	cfg := devstack.DefaultConfig()
 
 	It("names each availability zone of servers and volumes with its host and state", func(ctx SpecContext) {
