@@ -15,9 +15,10 @@ help:
 ##       then run one package at a time: the packages that use the local DevStack share
 ##       one environment (brought up by the first, reused by the others). The tunnel's
 ##       suite then runs again under the race detector (test-race).
-test: test-deps lint envtest
+test: test-deps lint envtest capi
 	$(GO) test -count=1 -exec /bin/true ./... >/dev/null
-	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" $(GO) test -p 1 -count=1 -timeout 85m $(TEST_ARGS) ./...
+	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" STACKGATE_CAPI_DIR="$$(GO=$(GO) hack/capi/build.sh)" \
+	  $(GO) test -p 1 -count=1 -timeout 85m $(TEST_ARGS) ./...
 	$(MAKE) --no-print-directory test-race
 
 ## test-race: the tunnel's suite (every byte a test routes, its keepalive, re-dial and
@@ -78,9 +79,9 @@ E2E_GINKGO_PARALLEL ?= 2
 E2E_GINKGO_TIMEOUT ?= 2h
 E2E_ARGS ?=
 # smoke first: its specs need only testaz1 and start while the worker is still joining.
-E2E_SUITES ?= ./suites/smoke ./suites/multiaz
+E2E_SUITES ?= ./suites/smoke ./suites/multiaz ./suites/capo
 
-## e2e: the smoke and multi-az suites on the local DevStack (brought up or reused), JUnit and logs in $(ARTIFACTS).
+## e2e: the smoke, multi-az and capo suites on the local DevStack (brought up or reused), JUnit and logs in $(ARTIFACTS).
 ##      E2E_GINKGO_FOCUS / E2E_GINKGO_SKIP filter specs, E2E_GINKGO_PARALLEL sets the processes, E2E_GINKGO_TIMEOUT
 ##      bounds the run, E2E_GINKGO_ARGS go to ginkgo, E2E_ARGS to the suites (an -e2e.config=<file> there also
 ##      configures the local environment brought up first), E2E_SUITES lists the suites.
@@ -92,6 +93,8 @@ e2e:
 	$(foreach s,$(E2E_SUITES),$(GO) test -c -o $(CURDIR)/bin/e2e/$(notdir $(s))/$(notdir $(s)).test $(s) &&) true
 	@if [ -z "$$STACKGATE_ENVIRONMENT$$STACKGATE_LOCAL_INSTANCE" ] && [ "$$USE_EXISTING_DEVSTACK" != "true" ]; then \
 	  $(GO) build -o $(CURDIR)/bin/stackgate-local ./cmd/stackgate-local && $(CURDIR)/bin/stackgate-local $(filter -e2e.config=% --e2e.config=%,$(E2E_ARGS)) up; fi
+	@# suites/capo's management cluster: kube-apiserver and the managers, built once and cached.
+	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" STACKGATE_CAPI_DIR="$$(GO=$(GO) hack/capi/build.sh)" \
 	$(GINKGO) -v --trace --nodes=$(E2E_GINKGO_PARALLEL) --timeout=$(E2E_GINKGO_TIMEOUT) \
 	  $(if $(E2E_GINKGO_FOCUS),--focus="$(E2E_GINKGO_FOCUS)") $(if $(E2E_GINKGO_SKIP),--skip="$(E2E_GINKGO_SKIP)") \
 	  --output-dir=$(ARTIFACTS) --junit-report=junit.e2e.xml --json-report=report.e2e.json $(E2E_GINKGO_ARGS) \
@@ -100,6 +103,13 @@ e2e:
 ## bench-e2e: make e2e timed to the first spec, to the second AZ and in total, with -p 2 against serial.
 bench-e2e:
 	$(GO) run ./suites/internal/benche2e $(BENCH_E2E_ARGS)
+
+## capi: build (or reuse from the cache) the management cluster's managers (Cluster API core, kubeadm
+##       bootstrap and control plane, CAPO, ORC at the versions hack/capi/main.go pins) and CAPO's
+##       rendered e2e flavors; print the directory to use as STACKGATE_CAPI_DIR.
+.PHONY: capi
+capi:
+	@GO=$(GO) hack/capi/build.sh
 
 ## envtest: build (or reuse from the cache) kube-apiserver and etcd for envtest
 ## and print the directory to use as KUBEBUILDER_ASSETS.

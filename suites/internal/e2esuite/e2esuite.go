@@ -44,9 +44,11 @@ type Suite struct {
 
 // Register binds the suite's flags on flag.CommandLine and registers its
 // suite-level nodes. name names the suite's artifact folder (below
-// -e2e.artifacts-folder) and its JUnit report. Call it once per test
-// package, at package level, so the nodes exist before RunSpecs.
-func Register(name string) *Suite {
+// -e2e.artifacts-folder) and its JUnit report. setUp runs on every process
+// after it attached to the environment (Ginkgo allows one before-suite
+// node, so a suite's own set-up goes here). Call it once per test package,
+// at package level, so the nodes exist before RunSpecs.
+func Register(name string, setUp ...func(ginkgo.SpecContext)) *Suite {
 	s := &Suite{}
 	if err := s.Flags.Bind(flag.CommandLine); err != nil {
 		panic(err) // at package initialisation: nothing can report it better
@@ -58,6 +60,9 @@ func Register(name string) *Suite {
 	}, func(ctx ginkgo.SpecContext, data []byte) {
 		s.E2EConfig = s.Flags.MustLoadE2EConfig(ctx)
 		s.DevStack = framework.UseDevStack(ctx, data)
+		for _, f := range setUp {
+			f(ctx)
+		}
 	})
 
 	ginkgo.SynchronizedAfterSuite(func() {

@@ -1,0 +1,10 @@
+package buildscript
+
+import (
+	"os"
+	"syscall"
+)
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func interrupt(p *os.Process) error { return p.Kill() }
