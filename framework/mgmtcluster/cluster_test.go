@@ -1,3 +1,5 @@
+//go:build unix
+
 package mgmtcluster_test
 
 import (
