@@ -132,7 +132,7 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 		"placement.conf": "placement/placement.conf", "nova.conf": "nova/nova.conf", "neutron.conf": "neutron.conf",
 		"ml2_conf.ini": "ml2_conf.ini", "l3_agent.ini": "l3_agent.ini", "dhcp_agent.ini": "dhcp_agent.ini",
 		"glance-api.conf": "glance-api.conf", "cinder.conf": "cinder.conf", "octavia.conf": "octavia.conf",
-		"sshd_config": "sshd_config",
+		"sshd_config": "sshd_config", "dnsmasq.conf": "dnsmasq.conf",
 	}
 	for src, dst := range files {
 		if err := render(src, dst, base); err != nil {
