@@ -54,6 +54,7 @@ func leaseOption(lease, option string) string {
 
 var _ = Describe("tenant networks", func() {
 	cfg := devstack.DefaultConfig()
+	BeforeEach(needEnv, NodeTimeout(20*time.Minute))
 
 	It("span both nodes: a port on the worker gets its address from the controller's DHCP agent", func(ctx SpecContext) {
 		network := must(openstack.NewNetworkV2(cloudClient(ctx, env, tun, cfg.CloudAdmin), eo()))
