@@ -31,15 +31,13 @@ test-deps:
 	@hack/test-deps.sh
 
 ## lint: gofmt, go vet (also for darwin/arm64 and windows/amd64: everything but the Linux-only
-##       packages, the local host and its tests, which build tags leave out), and a check that
-##       internal/forked/crypto is x/crypto's ssh plus its patches.
+##       packages, the local host and its tests, which build tags leave out).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
 	GOOS=windows GOARCH=amd64 $(GO) vet ./...
-	hack/fork-crypto-ssh.sh --check
 
 ## bench: tunnel and environment benchmarks, side by side.
 bench: bench-tunnel bench-local bench-devstack bench-e2e

@@ -19,8 +19,6 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
-
-	sshfork "github.com/stackgate/stackgate/internal/forked/crypto/ssh"
 )
 
 // Defaults applied by Open to zero fields of Config.
@@ -87,14 +85,14 @@ type agentAuth struct {
 // agent that stops answering fails the listing or signing in flight instead
 // of holding the handshake. release closes those connections once the
 // handshake is over.
-func (a *agentAuth) forHandshake(ctx context.Context) (method sshfork.AuthMethod, release func()) {
+func (a *agentAuth) forHandshake(ctx context.Context) (method ssh.AuthMethod, release func()) {
 	var (
 		mu     sync.Mutex
 		conns  []net.Conn
 		stops  []func() bool
 		closed bool
 	)
-	signers := func() ([]sshfork.Signer, error) {
+	signers := func() ([]ssh.Signer, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "unix", a.sock)
 		if err != nil {
@@ -117,15 +115,7 @@ func (a *agentAuth) forHandshake(ctx context.Context) (method sshfork.AuthMethod
 			}
 			return nil, fmt.Errorf("listing the keys of the SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
 		}
-		signers := make([]sshfork.Signer, 0, len(keys))
-		for _, k := range keys {
-			s, err := newForkSigner(k)
-			if err != nil {
-				return nil, fmt.Errorf("SSH agent at SSH_AUTH_SOCK=%s: %w", a.sock, err)
-			}
-			signers = append(signers, s)
-		}
-		return signers, nil
+		return keys, nil
 	}
 	release = func() {
 		mu.Lock()
@@ -139,12 +129,12 @@ func (a *agentAuth) forHandshake(ctx context.Context) (method sshfork.AuthMethod
 		}
 		conns, stops = nil, nil
 	}
-	return sshfork.PublicKeysCallback(signers), release
+	return ssh.PublicKeysCallback(signers), release
 }
 
 // validate checks cfg, fills defaults and returns the SSH client config
 // for the controller. Errors name the field and say how to fix it.
-func (cfg *Config) validate() (*sshfork.ClientConfig, error) {
+func (cfg *Config) validate() (*ssh.ClientConfig, error) {
 	var errs []error
 	if cfg.Address == "" {
 		errs = append(errs, errors.New("Config.Address is empty: set it to the controller's sshd as host:port, e.g. 203.0.113.5:22"))
@@ -194,22 +184,22 @@ func (cfg *Config) validate() (*sshfork.ClientConfig, error) {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
-	return &sshfork.ClientConfig{
+	return &ssh.ClientConfig{
 		User:              cfg.User,
 		Auth:              auth,
-		HostKeyCallback:   forkHostKeyCallback(hostKey),
+		HostKeyCallback:   hostKey,
 		HostKeyAlgorithms: algos,
 		Timeout:           cfg.DialTimeout,
-		Config: sshfork.Config{
+		Config: ssh.Config{
 			// AES-GCM first: hardware AES makes it the fastest cipher both
 			// sides support (it is also OpenSSH's choice on such machines).
-			Ciphers: []string{sshfork.CipherAES128GCM, sshfork.CipherAES256GCM, sshfork.CipherChaCha20Poly1305},
+			Ciphers: []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305},
 		},
 	}, nil
 }
 
-func (cfg *Config) authMethods() ([]sshfork.AuthMethod, error) {
-	var methods []sshfork.AuthMethod
+func (cfg *Config) authMethods() ([]ssh.AuthMethod, error) {
+	var methods []ssh.AuthMethod
 	key, field := cfg.PrivateKey, "Config.PrivateKey"
 	if cfg.PrivateKeyFile != "" {
 		field = "Config.PrivateKeyFile " + cfg.PrivateKeyFile
@@ -223,16 +213,16 @@ func (cfg *Config) authMethods() ([]sshfork.AuthMethod, error) {
 		key = b
 	}
 	if len(key) > 0 {
-		signer, err := sshfork.ParsePrivateKey(key)
+		signer, err := ssh.ParsePrivateKey(key)
 		if err != nil {
-			var missing *sshfork.PassphraseMissingError
+			var missing *ssh.PassphraseMissingError
 			if errors.As(err, &missing) {
 				return nil, fmt.Errorf("%s: the key is encrypted with a passphrase: load it into an SSH agent and set Config.Agent instead", field)
 			}
 			// The parser's message never contains key material.
 			return nil, fmt.Errorf("%s cannot be parsed (%v): pass a PEM-encoded OpenSSH or PKCS#8 private key", field, err)
 		}
-		methods = append(methods, sshfork.PublicKeys(signer))
+		methods = append(methods, ssh.PublicKeys(signer))
 	}
 	if cfg.Agent {
 		sock := os.Getenv("SSH_AUTH_SOCK")

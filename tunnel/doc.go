@@ -24,8 +24,9 @@
 // A connection carried over SSH takes deadlines as a TCP connection does:
 // past its read deadline a Read fails with os.ErrDeadlineExceeded (a
 // net.Error whose Timeout is true), and so does a Write waiting for the
-// target to take more data. A write already handed to the SSH connection,
-// which all routed connections share, is not interrupted. Its Close, too,
+// target to take more data. What a Write handed over before its deadline
+// is counted as written and still sent, as a TCP socket sends what its
+// buffer took. Its Close, too,
 // is TCP's: it succeeds after the target closed first, and a second Close
 // fails with net.ErrClosed.
 //
@@ -39,17 +40,17 @@
 // unmaintained since 2016. CONNECT is all kind, kubectl, curl and the
 // openstack CLI use.
 //
-// Speed: the connection to the controller uses golang.org/x/crypto/ssh
-// with four patches for speed, kept in internal/forked/crypto (see its
-// README; two more give its connections deadlines and TCP's Close):
-// received packets are pooled instead of allocated afresh; window adjusts
-// are sent once half of a 4 MiB window is used instead of every 96 KiB;
-// packets written while another writer waits leave in one write; and a
-// dial starts no goroutines of its own. Jump's hops use x/crypto/ssh
-// itself, and every public type is x/crypto/ssh's. The SSH socket is read
-// through a 256 KiB buffer and TCP_QUICKACK is re-armed after every read,
-// which removes the ~40 ms stall per new connection that delayed ACKs meet
-// with Nagle's algorithm on sshd's side; proxied connections are copied
+// The connection to the controller is golang.org/x/crypto/ssh as
+// released. A routed connection wraps the SSH channel (routed.go) with
+// what a TCP connection has and the channel lacks: read and write
+// deadlines, and a Close that succeeds after the target closed first and
+// fails with net.ErrClosed the second time. Every public type is
+// x/crypto/ssh's.
+//
+// Speed: the SSH socket is read through a 256 KiB buffer and, on Linux,
+// TCP_QUICKACK is re-armed after every read, which removes the ~40 ms
+// stall per new connection that delayed ACKs meet with Nagle's algorithm
+// on sshd's side; proxied connections are copied
 // with a 32 KiB buffer that grows to 256 KiB once a read fills it, so
 // bursts of short connections stay cheap and bulk transfers move in large
 // writes. A proxied connection closes its channel with CLOSE alone once

@@ -16,8 +16,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/crypto/ssh"
-
-	sshfork "github.com/stackgate/stackgate/internal/forked/crypto/ssh"
 )
 
 var (
@@ -33,7 +31,7 @@ var (
 // when it drops, that carries connections to the configured routes.
 type Tunnel struct {
 	cfg    Config
-	sshCfg *sshfork.ClientConfig
+	sshCfg *ssh.ClientConfig
 	log    logr.Logger
 	direct net.Dialer
 
@@ -60,7 +58,7 @@ type Tunnel struct {
 // sshConn is one SSH connection; dead is closed once it is gone, with err
 // saying why.
 type sshConn struct {
-	*sshfork.Client
+	*ssh.Client
 	dead chan struct{}
 
 	mu  sync.Mutex
@@ -130,7 +128,7 @@ func (t *Tunnel) dial(ctx context.Context) (*sshConn, error) {
 	sshCfg, release := t.sshCfg, func() {}
 	if t.cfg.agent != nil {
 		// The agent is asked last, after any key of the configuration.
-		var method sshfork.AuthMethod
+		var method ssh.AuthMethod
 		method, release = t.cfg.agent.forHandshake(ctx)
 		withAgent := *t.sshCfg
 		withAgent.Auth = append(slices.Clip(withAgent.Auth), method)
@@ -139,7 +137,7 @@ func (t *Tunnel) dial(ctx context.Context) (*sshConn, error) {
 	// The handshake honours ctx: closing the socket (and the agent's
 	// connections) aborts it.
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
-	cc, chans, reqs, err := sshfork.NewClientConn(conn, t.cfg.Address, sshCfg)
+	cc, chans, reqs, err := ssh.NewClientConn(conn, t.cfg.Address, sshCfg)
 	release()
 	if !stop() {
 		switch {
@@ -156,7 +154,7 @@ func (t *Tunnel) dial(ctx context.Context) (*sshConn, error) {
 		_ = raw.Close()
 		return nil, err
 	}
-	c := &sshConn{Client: sshfork.NewClient(cc, chans, reqs), dead: make(chan struct{})}
+	c := &sshConn{Client: ssh.NewClient(cc, chans, reqs), dead: make(chan struct{})}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -391,15 +389,13 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: dial %s: %w", addr, err)
 	}
-	conn, err := c.DialContext(ctx, "tcp", target)
+	conn, err := dialRouted(ctx, c.Client, target)
 	if err == nil {
 		return conn, nil
 	}
-	var refused *sshfork.OpenChannelError
+	var refused *ssh.OpenChannelError
 	switch {
 	case errors.As(err, &refused):
-		// x/crypto/ssh's own error type, so callers need not know the fork.
-		err = &ssh.OpenChannelError{Reason: ssh.RejectionReason(refused.Reason), Message: refused.Message}
 		return nil, fmt.Errorf("tunnel: dial %s: the controller %s could not connect: %w", addr, t.cfg.Address, err)
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("tunnel: dial %s through %s: %w", addr, t.cfg.Address, ctx.Err())

@@ -308,10 +308,22 @@ var _ = Describe("Tunnel", func() {
 		_, err = conn.Read(make([]byte, 1))
 		expectTimeout(err, "read from a target that sends nothing")
 
+		// A Read already waiting ends when a deadline is set, as a TCP
+		// connection's does.
+		Expect(conn.SetReadDeadline(time.Time{})).To(Succeed())
+		waiting := make(chan error, 1)
+		go func() { _, err := conn.Read(make([]byte, 1)); waiting <- err }()
+		Consistently(waiting).WithTimeout(100*time.Millisecond).ShouldNot(Receive(), "a Read without a deadline from a target that sends nothing")
+		Expect(conn.SetReadDeadline(time.Now())).To(Succeed())
+		Eventually(waiting).WithTimeout(10*time.Second).Should(Receive(MatchError(os.ErrDeadlineExceeded)), "the waiting Read once a deadline is set")
+
 		// A target that never reads: once the SSH window and the socket
 		// buffers on the way are full, the write ends at its deadline.
+		// (The buffer is made first: on a loaded machine zeroing 256 MiB
+		// can take longer than the deadline.)
+		big := make([]byte, 256<<20)
 		Expect(conn.SetWriteDeadline(time.Now().Add(time.Second))).To(Succeed())
-		n, err := conn.Write(make([]byte, 256<<20))
+		n, err := conn.Write(big)
 		expectTimeout(err, "write to a target that reads nothing")
 		Expect(n).To(BeNumerically(">", 0), "the window let some of it through first")
 		Expect(n).To(BeNumerically("<", 256<<20))
