@@ -15,7 +15,7 @@ help:
 ##       then run one package at a time: the packages that use the local DevStack share
 ##       one environment (brought up by the first, reused by the others). The tunnel's
 ##       suite then runs again under the race detector (test-race).
-test: test-deps lint envtest capi
+test: test-deps lint check-capo-deps envtest capi
 	$(GO) test -count=1 -exec /bin/true ./... >/dev/null
 	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" STACKGATE_CAPI_DIR="$$(GO=$(GO) hack/capi/build.sh)" \
 	  $(GO) test -p 1 -count=1 -timeout 85m $(TEST_ARGS) ./...
@@ -31,13 +31,21 @@ test-deps:
 	@hack/test-deps.sh
 
 ## lint: gofmt, go vet (also for darwin/arm64 and windows/amd64: everything but the Linux-only
-##       packages, the local host and its tests, which build tags leave out).
+##       packages, the local host and its tests, which build tags leave out), and go.mod tidy
+##       (go mod tidy -diff).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
 	GOOS=windows GOARCH=amd64 $(GO) vet ./...
+	$(GO) mod tidy -diff
+
+## check-capo-deps: adding stackgate to CAPO's module at the pin (CAPO_VERSION, default v0.14.7)
+##                  changes none of CAPO's require lines (hack/check-capo-deps.sh).
+.PHONY: check-capo-deps
+check-capo-deps:
+	GO=$(GO) hack/check-capo-deps.sh
 
 ## bench: tunnel and environment benchmarks, side by side.
 bench: bench-tunnel bench-local bench-devstack bench-e2e

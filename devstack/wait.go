@@ -2,7 +2,9 @@ package devstack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -12,7 +14,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/aggregates"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
-	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/allocationcandidates"
 
 	blockazs "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/availabilityzones"
 	blockservices "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/services"
@@ -285,15 +286,15 @@ func placementZone(ctx context.Context, c *Clients, az string) (bool, string, er
 		return false, "", fmt.Errorf("placement endpoint: %w", err)
 	}
 	pc.Microversion = "1.21" // member_of
-	page, err := allocationcandidates.List(pc, allocationcandidates.ListOpts{
-		Resources: "VCPU:1", MemberOf: []string{"in:" + strings.Join(uuids, ",")}, Limit: 1,
-	}).AllPages(ctx)
-	if err != nil {
-		return false, "", fmt.Errorf("asking placement for allocation candidates in %s: %w", az, err)
+	// GET /allocation_candidates (placement API 1.21) by hand: gophercloud
+	// has a package for it only since v2.11, newer than importers such as
+	// CAPO require.
+	q := url.Values{"resources": {"VCPU:1"}, "member_of": {"in:" + strings.Join(uuids, ",")}, "limit": {"1"}}
+	var cands struct {
+		AllocationRequests []json.RawMessage `json:"allocation_requests"`
 	}
-	cands, err := allocationcandidates.ExtractAllocationCandidates(page)
-	if err != nil {
-		return false, "", err
+	if _, err := pc.Get(ctx, pc.ServiceURL("allocation_candidates")+"?"+q.Encode(), &cands, nil); err != nil {
+		return false, "", fmt.Errorf("asking placement for allocation candidates in %s: %w", az, err)
 	}
 	if len(cands.AllocationRequests) == 0 {
 		return false, fmt.Sprintf("no allocation candidate in aggregate(s) %s", strings.Join(uuids, ",")), nil

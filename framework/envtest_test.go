@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,19 +56,11 @@ var (
 	envtestErr  error
 )
 
-// startEnvtest starts (once per process) a kube-apiserver and etcd loaded
-// with the Cluster API and CAPO CRDs and returns a client for it. The
-// binaries come from KUBEBUILDER_ASSETS or, when it is unset, from
-// hack/envtest/build.sh, which builds and caches them. An interrupt
-// (SIGINT, SIGTERM) stops the set-up.
-func startEnvtest() *kube {
-	GinkgoHelper()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return startEnvtestContext(ctx)
-}
-
-// startEnvtestContext is startEnvtest bounded by ctx, e.g. a SpecContext.
+// startEnvtestContext starts (once per process) a kube-apiserver and etcd
+// loaded with the Cluster API and CAPO CRDs and returns a client for it,
+// bounded by ctx (e.g. a SpecContext). The binaries come from
+// KUBEBUILDER_ASSETS or, when it is unset, from hack/envtest/build.sh,
+// which builds and caches them.
 func startEnvtestContext(ctx context.Context) *kube {
 	GinkgoHelper()
 	envtestOnce.Do(func() { envtestKube, envtestErr = newKube(ctx) })
@@ -184,8 +176,14 @@ func crdDirectories(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The core CRDs are under core/ from Cluster API v1.13, at the top
+	// before (v1.12, the release CAPO v0.14 uses).
+	core := filepath.Join(capi.Dir, "core", "config", "crd", "bases")
+	if _, err := os.Stat(core); errors.Is(err, fs.ErrNotExist) {
+		core = filepath.Join(capi.Dir, "config", "crd", "bases")
+	}
 	return []string{
-		filepath.Join(capi.Dir, "core", "config", "crd", "bases"),
+		core,
 		filepath.Join(capi.Dir, "controlplane", "kubeadm", "config", "crd", "bases"),
 		filepath.Join(capi.Dir, "bootstrap", "kubeadm", "config", "crd", "bases"),
 		filepath.Join(capo, "config", "crd", "bases"),
