@@ -19,7 +19,13 @@ import (
 // is version 1, the layout before versions were recorded); Up rebuilds a
 // state of another version from scratch, as it does one built for another
 // configuration. Raise it with any change a running state must not meet.
-const stateVersion = 1
+//
+//  1. the layout before versions were recorded;
+//  2. tenant networks are VXLAN across both nodes, the seed gives the demo
+//     user DevStack's roles and octavia its amphora image, flavor and
+//     management network (a version 1 state has local networks and none
+//     of these).
+const stateVersion = 2
 
 // The files and directories of a state directory that the code reads by
 // name. Services' own data (databases, keys, configs) lives below it in

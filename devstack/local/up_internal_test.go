@@ -21,8 +21,14 @@ var _ = Describe("a bootstrapped state and the configuration Up is given", func(
 		Expect(os.MkdirAll(h.stateDir, 0o700)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty(), "a state without the record: nothing to compare")
 
-		// A record written before state versions were: the configuration alone.
+		// A record written before state versions were: the configuration
+		// alone, version 1, which this code rebuilds.
 		b, err := json.Marshal(devstack.DefaultConfig())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(h.path(fileBootstrapped), b, 0o600)).To(Succeed())
+		Expect(h.changedSince(devstack.DefaultConfig())).To(Equal(fmt.Sprintf("state version was 1, now %d", stateVersion)))
+
+		b, err = json.Marshal(bootstrapRecord{Config: devstack.DefaultConfig(), StateVersion: stateVersion})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(os.WriteFile(h.path(fileBootstrapped), b, 0o600)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty())
