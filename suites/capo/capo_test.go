@@ -10,11 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"golang.org/x/crypto/ssh"
@@ -92,43 +90,6 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 		By("deleting the Cluster")
 		deleteCluster(ctx, namespace, clusterName)
 		AddReportEntry("stops before", "no node joins the workload cluster (the local host's servers run no VM), so the control plane never initialises")
-	})
-
-	It("reports a control plane server deleted behind CAPO's back", func(ctx SpecContext) {
-		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: suite.DevStack}, suite.E2EConfig.GetIntervals("capo", "wait-delete-cluster")...)
-		all := applyAndWaitForServers(ctx, "without-lb", namespace, clusterName, vars)
-		var cp servers.Server
-		for _, s := range all {
-			if strings.HasPrefix(s.Name, clusterName+"-control-plane-") {
-				cp = s
-			}
-		}
-		osc := getOpenStackCluster(ctx, namespace, clusterName)
-		apiFIP, _, _ := unstructured.NestedString(osc.Object, "spec", "controlPlaneEndpoint", "host")
-
-		By("deleting server " + cp.Name + " with the admin API")
-		admin := suite.DevStack.AdminClients(ctx)
-		Expect(servers.Delete(ctx, admin.Compute, cp.ID).ExtractErr()).To(Succeed())
-		Eventually(func(g Gomega, ctx context.Context) {
-			m := getOpenStackMachine(ctx, namespace, cp.Name)
-			conds, _, _ := unstructured.NestedSlice(m.Object, "status", "conditions")
-			g.Expect(conds).To(ContainElement(And(
-				HaveKeyWithValue("type", "InstanceReady"), HaveKeyWithValue("status", "False"),
-				HaveKeyWithValue("reason", "InstanceDeleted"))), "OpenStackMachine %s's conditions", cp.Name)
-		}).WithContext(ctx).WithTimeout(timeout("wait-delete-machine")).WithPolling(polling("wait-delete-machine")).Should(Succeed())
-
-		By("deleting the Cluster")
-		deleteCluster(ctx, namespace, clusterName)
-		// CAPO v0.14 deletes a control plane machine's API server floating
-		// IP through the machine's server; with the server gone it leaves
-		// the address allocated (its own comment in
-		// OpenStackMachineReconciler.reconcileDelete says so). Only that one
-		// may be left; it is released here so the leak check sees the rest.
-		Expect(apiFIP).NotTo(BeEmpty(), "the cluster's control plane endpoint")
-		left := clusterFloatingIPs(ctx, admin, clusterName)
-		Expect(left).To(ConsistOf(HaveField("FloatingIP", apiFIP)), "the floating IPs CAPO left behind")
-		Expect(floatingips.Delete(ctx, admin.Network, left[0].ID).ExtractErr()).To(Succeed())
-		AddReportEntry("CAPO leaves", fmt.Sprintf("the API server floating IP %s when the control plane server was deleted behind its back (released by the spec)", apiFIP))
 	})
 })
 
@@ -296,23 +257,6 @@ func clusterServers(ctx context.Context, admin *devstack.Clients, clusterName st
 	all, err := servers.ExtractServers(pages)
 	Expect(err).NotTo(HaveOccurred())
 	return all
-}
-
-// clusterFloatingIPs lists the floating IPs CAPO made for the cluster (their
-// description names it).
-func clusterFloatingIPs(ctx context.Context, admin *devstack.Clients, clusterName string) []floatingips.FloatingIP {
-	GinkgoHelper()
-	pages, err := floatingips.List(admin.Network, floatingips.ListOpts{}).AllPages(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	all, err := floatingips.ExtractFloatingIPs(pages)
-	Expect(err).NotTo(HaveOccurred())
-	var mine []floatingips.FloatingIP
-	for _, f := range all {
-		if strings.Contains(f.Description, clusterName) {
-			mine = append(mine, f)
-		}
-	}
-	return mine
 }
 
 // deleteCluster deletes the Cluster and waits until Cluster API and CAPO

@@ -4,8 +4,7 @@
 // managers built from the Go module proxy by hack/capi/build.sh), CAPO's
 // own e2e cluster templates at the pinned release, and assertions on what
 // CAPO builds in OpenStack: where its servers land, the failure domains it
-// reports, what it reports when a server goes behind its back, and that
-// deleting the Cluster leaves nothing.
+// reports, and that deleting the Cluster leaves nothing.
 //
 //	ginkgo -focus capo ./suites/capo
 //
