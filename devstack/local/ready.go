@@ -169,6 +169,13 @@ func (h *Host) waitController(ctx context.Context, cfg devstack.Config, neutronU
 // healthy returns the recorded environment if it was built from cfg, all of
 // its long-running processes are alive and keystone answers.
 func (h *Host) healthy(ctx context.Context, cfg devstack.Config) (*devstack.Environment, error) {
+	// A running state of another configuration or state version is not
+	// reused, however healthy: Up rebuilds it.
+	if h.bootstrapped() {
+		if changed := h.changedSince(cfg); changed != "" {
+			return nil, fmt.Errorf("built for another configuration: %s", changed)
+		}
+	}
 	env, err := h.environment(cfg)
 	if err != nil {
 		return nil, err
