@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -20,6 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/stackgate/stackgate/internal/buildscript"
 )
 
 // The CAPO release whose CRDs and templates the pinning is checked against
@@ -122,36 +123,8 @@ func newKubeWithCRDs(ctx context.Context, crds []string) (*kube, error) {
 
 // envtestAssets returns the directory holding kube-apiserver and etcd.
 func envtestAssets(ctx context.Context) (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		for _, bin := range []string{"kube-apiserver", "etcd"} {
-			if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-				return "", fmt.Errorf("KUBEBUILDER_ASSETS=%s has no %s: %w; unset it to build the binaries with hack/envtest/build.sh", dir, bin, err)
-			}
-		}
-		return dir, nil
-	}
-	script, err := filepath.Abs(filepath.Join("..", "hack", "envtest", "build.sh"))
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(GinkgoWriter, "KUBEBUILDER_ASSETS is unset: running %s (cached; a cold build takes about 10 minutes)\n", script)
-	ctx, cancel := context.WithTimeout(ctx, envtestBuildTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script)
-	// The script and its go build run in their own process group, which is
-	// sent SIGTERM when ctx ends; the script removes its partial build.
-	inOwnProcessGroup(cmd, syscall.SIGTERM)
-	cmd.WaitDelay = time.Minute
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = GinkgoWriter
-	if err := cmd.Run(); err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return "", fmt.Errorf("%s did not finish within %s; run `make envtest` and set KUBEBUILDER_ASSETS to the directory it prints", script, envtestBuildTimeout)
-		}
-		return "", fmt.Errorf("%s: %w; run `make envtest` and set KUBEBUILDER_ASSETS to the directory it prints", script, err)
-	}
-	return strings.TrimSpace(stdout.String()), nil
+	return buildscript.Dir(ctx, "KUBEBUILDER_ASSETS", filepath.Join("..", "hack", "envtest", "build.sh"), "envtest",
+		envtestBuildTimeout, GinkgoWriter, "kube-apiserver", "etcd")
 }
 
 // crdDirectories finds the CRDs of Cluster API (the version in go.mod) and of
