@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/gophercloud/utils/v2/openstack/clientconfig"
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
 	"sigs.k8s.io/cluster-api/test/framework/clusterctl"
@@ -299,6 +302,47 @@ func (d *DevStack) cloudClients(ctx context.Context, cloud string) *devstack.Cli
 	c, err := d.Environment.Clients(ctx, cloud)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't authenticate as cloud %q of DevStack %q", cloud, d.Config().Name)
 	return c
+}
+
+// ProviderClient returns what CAPO's scope.NewProviderClient returns, for
+// the clouds.yaml entry called cloud: the authenticated provider client, the
+// entry's client options (auth, region, endpoint type) and the project ID of
+// the token. A suite that builds its clients on that function (CAPO's
+// test/e2e getProviderClient) calls this instead, and its OpenStack traffic
+// goes through the environment's tunnel. The provider client is the one
+// Clients and AdminClients use: authenticated once per process, its token
+// renewed when it expires. Errors are returned, not asserted, as CAPO's
+// callers expect.
+func (d *DevStack) ProviderClient(ctx context.Context, cloud string) (*gophercloud.ProviderClient, *clientconfig.ClientOpts, string, error) {
+	cy, err := devstack.ParseCloudsYAML(d.Environment.CloudsYAML)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	entry, err := cy.Cloud(cloud)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	opts, err := cy.ClientOpts(cloud)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	opts.AuthInfo, opts.AuthType, opts.RegionName, opts.EndpointType = entry.AuthInfo, entry.AuthType, entry.RegionName, entry.EndpointType
+	c, err := d.Environment.Clients(ctx, cloud)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	res, ok := c.Provider.GetAuthResult().(tokens.CreateResult)
+	if !ok {
+		return nil, nil, "", fmt.Errorf("cloud %q: the token is a %T, not a keystone v3 token: set auth_url to keystone's v3 endpoint in clouds.yaml", cloud, c.Provider.GetAuthResult())
+	}
+	project, err := res.ExtractProject()
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("cloud %q: reading the token's project: %w", cloud, err)
+	}
+	if project == nil || project.ID == "" {
+		return nil, nil, "", fmt.Errorf("cloud %q: the token is scoped to no project: set auth.project_name (or project_id) in clouds.yaml", cloud)
+	}
+	return c.Provider, opts, project.ID, nil
 }
 
 // Close closes this process's tunnel and clients and removes its clouds.yaml

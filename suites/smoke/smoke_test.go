@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
@@ -50,6 +52,28 @@ var _ = Describe("smoke", Label("smoke"), func() {
 		for _, want := range []string{"identity", "compute", "network", "image", "volumev3", "placement"} {
 			Expect(slices.Contains(types, want)).To(BeTrue(), "Service %q missing from the catalog %v", want, types)
 		}
+	})
+
+	It("hands out a provider client as CAPO's scope.NewProviderClient does, through the tunnel", func(ctx SpecContext) {
+		cloud := suite.DevStack.Config().Cloud
+		pc, opts, projectID, err := suite.DevStack.ProviderClient(ctx, cloud)
+		Expect(err).NotTo(HaveOccurred(), "Couldn't get the provider client of cloud %q", cloud)
+		Expect(pc).To(BeIdenticalTo(suite.DevStack.Clients(ctx).Provider), "The provider client is not the one Clients authenticated")
+		Expect(opts.Cloud).To(Equal(cloud))
+		Expect(opts.AuthInfo).NotTo(BeNil(), "The client options carry no auth of cloud %q", cloud)
+		Expect(opts.AuthInfo.ProjectName).To(Equal("demo"))
+		Expect(opts.RegionName).NotTo(BeEmpty(), "The client options name no region")
+		// CAPO's callers build service clients from the options and use them.
+		compute, err := openstack.NewComputeV2(pc, gophercloud.EndpointOpts{Region: opts.RegionName})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = servers.List(compute, servers.ListOpts{Limit: 1}).AllPages(ctx)
+		Expect(err).NotTo(HaveOccurred(), "Couldn't list servers with the provider client")
+		proj, err := projects.Get(ctx, suite.DevStack.AdminClients(ctx).Identity, projectID).Extract()
+		Expect(err).NotTo(HaveOccurred(), "Couldn't look project %s up", projectID)
+		Expect(proj.Name).To(Equal(opts.AuthInfo.ProjectName), "The project ID is not the token's project's")
+
+		_, _, _, err = suite.DevStack.ProviderClient(ctx, "no-such-cloud")
+		Expect(err).To(MatchError(ContainSubstring(`"no-such-cloud"`)))
 	})
 
 	It("creates a network with a router to the external network", func(ctx SpecContext) {
