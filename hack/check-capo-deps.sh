@@ -10,23 +10,10 @@
 # The temporary copy is removed on exit, also on failure or interrupt.
 set -euo pipefail
 
-GO=${GO:-go}
-CAPO_VERSION=${CAPO_VERSION:-v0.14.7}
-capo=sigs.k8s.io/cluster-api-provider-openstack
-root=$(cd "$(dirname "$0")/.." && pwd)
-self=$(cd "$root" && $GO list -m)
-
-src=$($GO mod download -json "$capo@$CAPO_VERSION" | jq -r .Dir)
-if [ -z "$src" ] || [ ! -f "$src/go.mod" ]; then
-  echo "check-capo-deps: $capo@$CAPO_VERSION has no module directory; is the module proxy reachable?" >&2
-  exit 1
-fi
-work=$(mktemp -d)
-cleanup() { chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cp -r "$src/." "$work/"
-chmod -R u+w "$work"
+name=check-capo-deps # in module.sh's messages
+# shellcheck source=hack/capo/module.sh
+. "$(dirname "$0")/capo/module.sh"
+capo_module_copy
 cd "$work"
 
 # requires prints the module's require lines as "path version" (with
@@ -47,21 +34,7 @@ import (
 	_ "$self/tunnel"
 )
 EOF
-$GO mod edit -require="$self@v0.0.0" -replace="$self=$root"
-
-# A module version CAPO requires that the module proxy does not serve (here
-# sigs.k8s.io/cluster-api/test v1.12.10) would stop tidy before it compares
-# anything: such a module is replaced by the version stackgate requires, for
-# the module graph only. CAPO's require line stays as it is, and is compared.
-ours=$(cd "$root" && $GO mod edit -json | jq -r '.Require[] | .Path + " " + .Version')
-while read -r path version; do
-  capo_version=$(awk -v p="$path" '$1 == p {print $2}' "$work/before.txt")
-  [ -n "$capo_version" ] || continue
-  if ! $GO mod download -json "$path@$capo_version" 2>/dev/null | jq -e '.Error == null' >/dev/null; then
-    echo "check-capo-deps: the module proxy does not serve $path $capo_version, which CAPO requires; the module graph uses $version (stackgate's) instead" >&2
-    $GO mod edit -replace="$path@$capo_version=$path@$version"
-  fi
-done <<< "$ours"
+capo_add_stackgate
 $GO mod tidy
 requires > "$work/after.txt"
 
