@@ -8,9 +8,11 @@
 #   cloud-init                       schema checks of the rendered user-data
 #   sshuttle, iptables               the baseline in make bench-tunnel
 #   git, ca-certificates             the module proxy and make lint's file list
+#   netcat-openbsd                   OpenSSH's ProxyCommand through the tunnel's SOCKS5 port (nc -X 5)
+#   cpio                             reads the guest image's initramfs (GNU cpio, the format's reference)
 set -euo pipefail
 packages=(openssh-server openssh-client iproute2 iputils-ping curl cloud-init sshuttle
-  iptables git ca-certificates)
+  iptables git ca-certificates cpio netcat-openbsd)
 missing=()
 for p in "${packages[@]}"; do
   if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != "installed" ]; then
