@@ -45,6 +45,11 @@ type Environment struct {
 	CACert []byte `json:"caCert,omitempty"`
 	// StateDir is where a local host keeps logs, configs and pid files; empty for remote hosts.
 	StateDir string `json:"stateDir,omitempty"`
+	// FakeServers says that servers are records only: the compute driver
+	// (nova's fake driver, the local host with STACKGATE_LOCAL_VIRT=fake)
+	// boots nothing, so no server has a console, reads its user-data or
+	// answers SSH. False for real clouds and the local host's real VMs.
+	FakeServers bool `json:"fakeServers,omitempty"`
 
 	// conn holds the tunnel and clients opened from this process; never serialised.
 	conn *connState `json:"-"`

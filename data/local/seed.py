@@ -6,7 +6,9 @@
 # Idempotent.
 # Environment: OS_AUTH_URL, OS_PASSWORD, CONTROLLER_HOST, FAILURE_DOMAIN,
 # VOLUME_TYPE, FLOATING_CIDR, FLOATING_GATEWAY, DISCOVERY_TIMEOUT,
-# OCTAVIA_AMPHORA_CONF (the octavia configuration file it writes).
+# OCTAVIA_AMPHORA_CONF (the octavia configuration file it writes), and with
+# real VMs GUEST_KERNEL, GUEST_RAMDISK, GUEST_CMDLINE, GUEST_ID (the guest
+# image's files, kernel command line and content id).
 import os
 import sys
 import time
@@ -49,9 +51,23 @@ vt = env['VOLUME_TYPE']
 if not c.block_storage.find_type(vt):
     c.block_storage.create_type(name=vt, is_public=True)
 
+# stackgate-tiny: with real VMs the guest image, booted as DevStack boots its
+# cirros "uec" images: a kernel (aki) and ramdisk (ari) that the disk image's
+# kernel_id and ramdisk_id name, the disk itself 1 MiB of zeros; without, the
+# disk alone.
 if not c.image.find_image('stackgate-tiny'):
+    props = {}
+    if env.get('GUEST_KERNEL'):
+        with open(env['GUEST_KERNEL'], 'rb') as f:
+            kernel = c.image.create_image(name='stackgate-tiny-kernel', data=f.read(), disk_format='aki',
+                                          container_format='aki', visibility='public')
+        with open(env['GUEST_RAMDISK'], 'rb') as f:
+            ramdisk = c.image.create_image(name='stackgate-tiny-ramdisk', data=f.read(), disk_format='ari',
+                                           container_format='ari', visibility='public')
+        props = {'kernel_id': kernel.id, 'ramdisk_id': ramdisk.id, 'os_command_line': env['GUEST_CMDLINE'],
+                 'stackgate_guest': env['GUEST_ID']}
     c.image.create_image(name='stackgate-tiny', data=b'\0' * 1048576, disk_format='raw',
-                         container_format='bare', visibility='public')
+                         container_format='bare', visibility='public', **props)
 
 pub = c.network.find_network('public') or c.network.create_network(
     name='public', is_router_external=True, is_shared=False,

@@ -64,6 +64,7 @@ type Host struct {
 	log           logr.Logger
 	deferWorker   bool
 	workerTimeout time.Duration
+	virt          string // VirtQEMU or VirtFake
 }
 
 var _ devstack.Host = (*Host)(nil)
@@ -74,9 +75,15 @@ var instanceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,7}$`)
 // otherwise. An invalid option is refused here, with the option's name and
 // the rule, so every method of a Host it returns can work.
 func New(opts ...Option) (*Host, error) {
-	h := &Host{instance: DefaultInstance, log: logr.Discard(), workerTimeout: 5 * time.Minute}
+	h := &Host{instance: DefaultInstance, log: logr.Discard(), workerTimeout: 5 * time.Minute, virt: os.Getenv(EnvVirt)}
+	if h.virt == "" {
+		h.virt = VirtQEMU
+	}
 	for _, o := range opts {
 		o(h)
+	}
+	if err := validVirt(h.virt); err != nil {
+		return nil, err
 	}
 	if !instanceName.MatchString(h.instance) {
 		return nil, fmt.Errorf("local host: instance name %q: use 1-8 lower case letters, digits or dashes, starting with a letter or digit", h.instance)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,6 +25,15 @@ var Packages = []string{
 	"octavia-api", "octavia-worker", "python3-octaviaclient",
 	"python3-openstackclient", "python3-pymysql", "python3-openstacksdk",
 	"openssh-server", "iproute2", "sudo", "uwsgi-plugin-python3",
+}
+
+// packages are the Debian packages this host needs: Packages, and those
+// of real VMs unless servers are the fake driver's.
+func (h *Host) packages() []string {
+	if h.virt == VirtFake {
+		return Packages
+	}
+	return append(slices.Clone(Packages), virtPackages...)
 }
 
 // preflight checks what Up needs from the machine.
@@ -48,8 +58,8 @@ func preflight() error {
 // missingPackages lists the packages of Packages that are not installed
 // (one dpkg-query for all of them; it exits non-zero when one is unknown,
 // which only means that one is missing).
-func missingPackages(ctx context.Context) []string {
-	args := append([]string{"-W", "-f=${Package} ${Status}\\n"}, Packages...)
+func missingPackages(ctx context.Context, packages []string) []string {
+	args := append([]string{"-W", "-f=${Package} ${Status}\\n"}, packages...)
 	out, _ := exec.CommandContext(ctx, "dpkg-query", args...).Output()
 	installed := map[string]bool{}
 	for _, l := range strings.Split(string(out), "\n") {
@@ -58,7 +68,7 @@ func missingPackages(ctx context.Context) []string {
 		}
 	}
 	var missing []string
-	for _, p := range Packages {
+	for _, p := range packages {
 		if !installed[p] {
 			missing = append(missing, p)
 		}
@@ -68,7 +78,7 @@ func missingPackages(ctx context.Context) []string {
 
 // install installs the missing packages without starting any service.
 func (h *Host) install(ctx context.Context) (err error) {
-	missing := missingPackages(ctx)
+	missing := missingPackages(ctx, h.packages())
 	if len(missing) == 0 {
 		return nil
 	}
@@ -87,7 +97,9 @@ func (h *Host) install(ctx context.Context) (err error) {
 			h.recordInstall(time.Since(start), missing)
 		}
 	}()
-	args := append([]string{"apt-get", "install", "-y", "--no-install-recommends"}, missing...)
+	// Another apt (a second instance coming up, unattended upgrades) holds
+	// dpkg's lock for a while: wait for it, bounded.
+	args := append([]string{"apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends"}, missing...)
 	if _, err := h.run(ctx, "apt-install", "", env, "", args...); err != nil {
 		if ctx.Err() != nil {
 			return err

@@ -44,6 +44,43 @@ func lbStatus(c *gophercloud.ServiceClient, id string) func(context.Context) (st
 	}
 }
 
+// routed is a tenant network behind a router to the external network.
+type routed struct {
+	public  networks.Network // the external network
+	network *networks.Network
+	subnet  *subnets.Subnet
+	router  *routers.Router
+}
+
+// routedNetwork creates, as CAPO does for a cluster, a network with a
+// subnet of cidr behind a router to the external network "public", all
+// deleted after the spec or container that created them.
+func routedNetwork(ctx context.Context, network *gophercloud.ServiceClient, what, cidr string) routed {
+	GinkgoHelper()
+	pub := must(networks.ExtractNetworks(must(networks.List(network, networks.ListOpts{Name: "public"}).AllPages(ctx))))
+	Expect(pub).To(HaveLen(1), "external network public")
+	net := must(networks.Create(ctx, network, networks.CreateOpts{Name: name(what + "net")}).Extract())
+	DeferCleanup(func(ctx SpecContext) {
+		deleted(ctx, "network", func(ctx context.Context) error { return networks.Delete(ctx, network, net.ID).ExtractErr() })
+	})
+	sub := must(subnets.Create(ctx, network, subnets.CreateOpts{NetworkID: net.ID, Name: name(what + "subnet"), CIDR: cidr, IPVersion: gophercloud.IPv4}).Extract())
+	DeferCleanup(func(ctx SpecContext) {
+		deleted(ctx, "subnet", func(ctx context.Context) error { return subnets.Delete(ctx, network, sub.ID).ExtractErr() })
+	})
+	r := must(routers.Create(ctx, network, routers.CreateOpts{Name: name(what + "router"), GatewayInfo: &routers.GatewayInfo{NetworkID: pub[0].ID}}).Extract())
+	DeferCleanup(func(ctx SpecContext) {
+		deleted(ctx, "router", func(ctx context.Context) error { return routers.Delete(ctx, network, r.ID).ExtractErr() })
+	})
+	must(routers.AddInterface(ctx, network, r.ID, routers.AddInterfaceOpts{SubnetID: sub.ID}).Extract())
+	DeferCleanup(func(ctx SpecContext) {
+		deleted(ctx, "router interface", func(ctx context.Context) error {
+			_, err := routers.RemoveInterface(ctx, network, r.ID, routers.RemoveInterfaceOpts{SubnetID: sub.ID}).Extract()
+			return err
+		})
+	})
+	return routed{public: pub[0], network: net, subnet: sub, router: r}
+}
+
 var _ = Describe("load balancers of the tenant user", func() {
 	BeforeEach(needEnv, NodeTimeout(20*time.Minute))
 
@@ -64,27 +101,8 @@ var _ = Describe("load balancers of the tenant user", func() {
 		// What CAPO makes for a cluster: a network behind a router to the
 		// external network, the API server's load balancer on its subnet
 		// with a listener, a pool and a member, a floating IP on the VIP.
-		pub := must(networks.ExtractNetworks(must(networks.List(network, networks.ListOpts{Name: "public"}).AllPages(ctx))))
-		Expect(pub).To(HaveLen(1), "external network public")
-		net := must(networks.Create(ctx, network, networks.CreateOpts{Name: name("lbnet")}).Extract())
-		DeferCleanup(func(ctx SpecContext) {
-			deleted(ctx, "network", func(ctx context.Context) error { return networks.Delete(ctx, network, net.ID).ExtractErr() })
-		})
-		sub := must(subnets.Create(ctx, network, subnets.CreateOpts{NetworkID: net.ID, Name: name("lbsubnet"), CIDR: "10.97.0.0/24", IPVersion: gophercloud.IPv4}).Extract())
-		DeferCleanup(func(ctx SpecContext) {
-			deleted(ctx, "subnet", func(ctx context.Context) error { return subnets.Delete(ctx, network, sub.ID).ExtractErr() })
-		})
-		r := must(routers.Create(ctx, network, routers.CreateOpts{Name: name("lbrouter"), GatewayInfo: &routers.GatewayInfo{NetworkID: pub[0].ID}}).Extract())
-		DeferCleanup(func(ctx SpecContext) {
-			deleted(ctx, "router", func(ctx context.Context) error { return routers.Delete(ctx, network, r.ID).ExtractErr() })
-		})
-		must(routers.AddInterface(ctx, network, r.ID, routers.AddInterfaceOpts{SubnetID: sub.ID}).Extract())
-		DeferCleanup(func(ctx SpecContext) {
-			deleted(ctx, "router interface", func(ctx context.Context) error {
-				_, err := routers.RemoveInterface(ctx, network, r.ID, routers.RemoveInterfaceOpts{SubnetID: sub.ID}).Extract()
-				return err
-			})
-		})
+		rn := routedNetwork(ctx, network, "lb", "10.97.0.0/24")
+		pub, net, sub, r := rn.public, rn.network, rn.subnet, rn.router
 
 		lb := must(loadbalancers.Create(ctx, lbc, loadbalancers.CreateOpts{Name: name("lb"), VipSubnetID: sub.ID}).Extract())
 		deleteLB := func(ctx context.Context) {
@@ -116,7 +134,7 @@ var _ = Describe("load balancers of the tenant user", func() {
 		must(pools.CreateMember(ctx, lbc, p.ID, pools.CreateMemberOpts{Name: name("member"), Address: "10.97.0.50", ProtocolPort: 6443, SubnetID: sub.ID}).Extract())
 		active("the member's creation")
 
-		fip := must(floatingips.Create(ctx, network, floatingips.CreateOpts{FloatingNetworkID: pub[0].ID, PortID: lb.VipPortID, Description: name("fip")}).Extract())
+		fip := must(floatingips.Create(ctx, network, floatingips.CreateOpts{FloatingNetworkID: pub.ID, PortID: lb.VipPortID, Description: name("fip")}).Extract())
 		DeferCleanup(func(ctx SpecContext) {
 			deleted(ctx, "floating IP", func(ctx context.Context) error { return floatingips.Delete(ctx, network, fip.ID).ExtractErr() })
 		})

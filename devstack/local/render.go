@@ -55,6 +55,8 @@ type tmplData struct {
 	ExternalInterface string
 	Node              nodeData
 	App               wsgiApp
+	// Virt is how servers run (VirtQEMU, VirtFake).
+	Virt string
 }
 
 // password returns the instance's password for every service, database and
@@ -100,6 +102,7 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 		AMQP:        fmt.Sprintf("rabbit://openstack:%s@%s:5672/", pw, cfg.ControllerIP),
 		KeystoneURL: fmt.Sprintf("http://%s:5000/v3", cfg.ControllerIP),
 		PublicIP:    n.publicCtl,
+		Virt:        h.virt,
 	}
 	inc, err := fs.ReadFile(data.Local, "local/authtoken.inc")
 	if err != nil {
@@ -180,6 +183,14 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 		if err := os.MkdirAll(h.path(d), 0o700); err != nil {
 			return err
 		}
+	}
+	if h.virt != VirtFake {
+		if err := h.writeLibvirtConfigs(); err != nil {
+			return err
+		}
+	}
+	if err := h.writeEbtablesFix(); err != nil {
+		return err
 	}
 	return h.octaviaCerts()
 }

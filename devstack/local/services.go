@@ -46,14 +46,18 @@ func (h *Host) controllerServices() []service {
 	neutron := []string{"--config-file", h.etc("neutron.conf")}
 	node := h.etc("node-controller.conf")
 	cinder := h.etc("cinder.conf")
-	return []service{
+	var libvirtd []service
+	if h.virt != VirtFake {
+		libvirtd = append(libvirtd, h.libvirtService("controller", c))
+	}
+	return append(libvirtd, []service{
 		{name: "placement", ns: c, args: []string{"uwsgi", "--ini", h.etc("uwsgi-placement.ini")}},
 		{name: "nova-api", ns: c, args: []string{"uwsgi", "--ini", h.etc("uwsgi-nova-api.ini")}},
 		{name: "nova-conductor", ns: c, args: []string{"nova-conductor", "--config-file", nova}},
 		{name: "nova-scheduler", ns: c, args: []string{"nova-scheduler", "--config-file", nova}},
-		{name: "nova-compute-controller", ns: c, args: pyMain("nova.cmd.compute", "nova-compute", "--config-file", nova, "--config-file", node)},
+		h.novaCompute("controller", c),
 		{name: "neutron-server", ns: c, args: append(append([]string{"neutron-server"}, neutron...), "--config-file", h.etc("ml2_conf.ini"))},
-		{name: "lb-agent-controller", ns: c, neutronAgent: true, args: append(append([]string{"neutron-linuxbridge-agent"}, neutron...), "--config-file", h.etc("linuxbridge-controller.ini"), "--config-file", node)},
+		{name: "lb-agent-controller", ns: c, neutronAgent: true, args: h.withEbtablesFix(append(append([]string{"neutron-linuxbridge-agent"}, neutron...), "--config-file", h.etc("linuxbridge-controller.ini"), "--config-file", node))},
 		{name: "l3-agent", ns: c, neutronAgent: true, args: append(append([]string{"neutron-l3-agent"}, neutron...), "--config-file", h.etc("l3_agent.ini"), "--config-file", node)},
 		{name: "dhcp-agent", ns: c, neutronAgent: true, args: append(append([]string{"neutron-dhcp-agent"}, neutron...), "--config-file", h.etc("dhcp_agent.ini"), "--config-file", node)},
 		{name: "glance-api", ns: c, args: []string{"glance-api", "--config-file", h.etc("glance-api.conf")}},
@@ -62,7 +66,19 @@ func (h *Host) controllerServices() []service {
 		{name: "cinder-volume-controller", ns: c, args: pyMain("cinder.cmd.volume", "cinder-volume", "--config-file", cinder, "--config-file", node)},
 		{name: "octavia-api", ns: c, args: []string{"uwsgi", "--ini", h.etc("uwsgi-octavia-api.ini")}},
 		h.octaviaWorker(),
+	}...)
+}
+
+// novaCompute is a node's nova-compute. With real VMs it starts once the
+// node's libvirtd has created its socket (bounded: 60 s), since a
+// nova-compute that finds no libvirt exits.
+func (h *Host) novaCompute(node, ns string) service {
+	args := pyMain("nova.cmd.compute", "nova-compute", "--config-file", h.etc("nova/nova.conf"), "--config-file", h.etc("node-"+node+".conf"))
+	if h.virt != VirtFake {
+		wait := `i=0; while [ ! -S "$0" ]; do i=$((i+1)); if [ $i -gt 600 ]; then echo "stackgate: libvirtd's socket $0 did not appear within 60s" >&2; exit 1; fi; sleep 0.1; done; shift; exec "$@"`
+		args = append([]string{"/bin/sh", "-c", wait, h.libvirtSocket(node), "--"}, args...)
 	}
+	return service{name: "nova-compute-" + node, ns: ns, args: args}
 }
 
 // octaviaWorker reads, after octavia.conf, the amphorae's settings the seed
@@ -80,13 +96,17 @@ func (h *Host) workerServices(cfg devstack.Config) []service {
 	w := n.worker
 	node := h.etc("node-worker.conf")
 	pw, _ := h.password()
-	return []service{
-		{name: "nova-compute-worker", ns: w, args: pyMain("nova.cmd.compute", "nova-compute", "--config-file", h.etc("nova/nova.conf"), "--config-file", node)},
-		{name: "lb-agent-worker", ns: w, args: []string{"neutron-linuxbridge-agent", "--config-file", h.etc("neutron.conf"), "--config-file", h.etc("linuxbridge-worker.ini"), "--config-file", node}},
+	var libvirtd []service
+	if h.virt != VirtFake {
+		libvirtd = append(libvirtd, h.libvirtService("worker", w))
+	}
+	return append(libvirtd, []service{
+		h.novaCompute("worker", w),
+		{name: "lb-agent-worker", ns: w, args: h.withEbtablesFix([]string{"neutron-linuxbridge-agent", "--config-file", h.etc("neutron.conf"), "--config-file", h.etc("linuxbridge-worker.ini"), "--config-file", node})},
 		{name: "cinder-volume-worker", ns: w, args: pyMain("cinder.cmd.volume", "cinder-volume", "--config-file", h.etc("cinder.conf"), "--config-file", node)},
 		{name: "register-worker", ns: n.controller, args: []string{"/usr/bin/python3", h.etc("register-worker.py")}, env: append(h.scriptEnv(cfg, pw),
 			"WORKER_HOST=worker", "FAILURE_DOMAIN_ALT="+cfg.FailureDomainAlt, fmt.Sprintf("REGISTER_TIMEOUT=%d", int(h.workerTimeout.Seconds())))},
-	}
+	}...)
 }
 
 func (h *Host) scriptEnv(cfg devstack.Config, pw string) []string {
@@ -251,6 +271,13 @@ func (h *Host) seed(ctx context.Context, cfg devstack.Config) error {
 		"VOLUME_TYPE="+cfg.VolumeTypeAlt, "FLOATING_CIDR="+cfg.FloatingRange.Masked().String(),
 		"FLOATING_GATEWAY="+gateway(cfg.FloatingRange).String(), "DISCOVERY_TIMEOUT=120",
 		"OCTAVIA_AMPHORA_CONF="+h.amphoraConf())
+	if h.virt != VirtFake {
+		img, err := h.guestImage(ctx)
+		if err != nil {
+			return err
+		}
+		env = append(env, "GUEST_KERNEL="+img.Kernel, "GUEST_RAMDISK="+img.Initramfs, "GUEST_ID="+img.ID, "GUEST_CMDLINE="+guestCmdline)
+	}
 	before, _ := os.ReadFile(h.amphoraConf())
 	if _, err = h.run(ctx, "seed", h.names().controller, env, "", "/usr/bin/python3", h.etc("seed.py")); err != nil {
 		return err

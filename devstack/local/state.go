@@ -24,8 +24,11 @@ import (
 //  2. tenant networks are VXLAN across both nodes, the seed gives the demo
 //     user DevStack's roles and octavia its amphora image, flavor and
 //     management network (a version 1 state has local networks and none
-//     of these).
-const stateVersion = 2
+//     of these);
+//  3. servers are real VMs (nova's libvirt driver, one libvirtd per node)
+//     unless the record's virt says "fake"; the seed uploads the guest
+//     image's kernel and ramdisk with stackgate-tiny.
+const stateVersion = 3
 
 // The files and directories of a state directory that the code reads by
 // name. Services' own data (databases, keys, configs) lives below it in
@@ -64,6 +67,9 @@ var keptByWipe = []string{dirLogs, fileTimings, fileLock, fileNeutronNamespaces,
 type bootstrapRecord struct {
 	devstack.Config
 	StateVersion int `json:"stateVersion,omitempty"`
+	// Virt is how servers ran (VirtQEMU, VirtFake); a state of another
+	// virt is rebuilt.
+	Virt string `json:"virt,omitempty"`
 }
 
 // readEnvironment reads the running environment's record; an error that
@@ -118,7 +124,7 @@ func (h *Host) bootstrapped() bool {
 // recordBootstrap records that the state was bootstrapped with cfg, in
 // this code's state version.
 func (h *Host) recordBootstrap(cfg devstack.Config) error {
-	b, err := json.Marshal(bootstrapRecord{Config: cfg, StateVersion: stateVersion})
+	b, err := json.Marshal(bootstrapRecord{Config: cfg, StateVersion: stateVersion, Virt: h.virt})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,21 @@ type Status struct {
 	// ZonesError says why the zones could not be listed ("" when they were,
 	// or when keystone did not answer).
 	ZonesError string
+	// VMs are the VMs each node's libvirtd runs (real VMs only).
+	VMs []VM
+}
+
+// VM is one VM of a node's libvirtd.
+type VM struct {
+	// Node is the node whose libvirtd runs it: controller or worker.
+	Node string
+	// Name is libvirt's domain name (nova's instance name) and State its
+	// state ("running", "shut off").
+	Name, State string
+	// PID is its QEMU process (0 when not running) and RSS that process's
+	// resident memory in bytes.
+	PID int
+	RSS int64
 }
 
 // Zone is one availability zone of a service.
@@ -106,6 +121,9 @@ func (h *Host) Status(ctx context.Context) (*Status, error) {
 		return s, err
 	}
 	s.Up = true
+	if h.virt != VirtFake {
+		s.VMs = h.vms(ctx)
+	}
 	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	code, err := httpStatus(kctx, nsHTTPClient(h.names().controller), fmt.Sprintf("http://%s:5000/v3", env.Config.ControllerIP))
@@ -207,6 +225,9 @@ func (s *Status) String() string {
 			}
 		}
 		fmt.Fprintf(&b, "zone %-8s %-10s %-12s %s\n", z.Service, z.Name, state, strings.Join(hosts, "; "))
+	}
+	for _, v := range s.VMs {
+		fmt.Fprintf(&b, "vm   %-10s %-20s %-9s pid %-7d rss %d MiB\n", v.Node, v.Name, v.State, v.PID, v.RSS>>20)
 	}
 	if s.ZonesError != "" {
 		fmt.Fprintf(&b, "zones: %s\n", s.ZonesError)

@@ -125,6 +125,8 @@ func (h *Host) changedSince(cfg devstack.Config) string {
 	var changed []string
 	if rec.StateVersion != stateVersion {
 		changed = append(changed, fmt.Sprintf("state version was %d, now %d", rec.StateVersion, stateVersion))
+	} else if rec.Virt != h.virt {
+		changed = append(changed, fmt.Sprintf("virt was %s, now %s", rec.Virt, h.virt))
 	}
 	was := rec.Config
 	now := cfg.EnvVars()
@@ -248,8 +250,9 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 			PrivateKey: userKey,
 			HostKey:    strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey))),
 		},
-		CloudsYAML: clouds,
-		StateDir:   h.stateDir,
+		CloudsYAML:  clouds,
+		StateDir:    h.stateDir,
+		FakeServers: h.virt == VirtFake,
 	}
 	if err := h.writeEnvironment(env); err != nil {
 		return nil, err
@@ -371,6 +374,7 @@ func (h *Host) Down(ctx context.Context) error {
 func (h *Host) teardown(ctx context.Context, wipe bool) error {
 	h.rememberNeutronNamespaces(ctx, wipe)
 	err := h.stopAll(ctx, 15*time.Second)
+	err = errors.Join(err, h.stopVMsAndWait(ctx))
 	err = errors.Join(err, h.deleteNetwork(ctx))
 	h.forgetEnvironment()
 	if wipe {

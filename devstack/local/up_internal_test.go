@@ -15,8 +15,18 @@ import (
 )
 
 var _ = Describe("a bootstrapped state and the configuration Up is given", func() {
+	It("refuses a virt it does not know, naming the option, the variable and the choices", func() {
+		_, err := New(WithStateDir(GinkgoT().TempDir()), WithVirt("kvm"))
+		Expect(err).To(MatchError(`local host: virt "kvm" (WithVirt or STACKGATE_LOCAL_VIRT): use "qemu" (real VMs) or "fake" (nova's fake driver)`))
+		GinkgoT().Setenv(EnvVirt, "fake")
+		h, err := New(WithStateDir(GinkgoT().TempDir()))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(h.Virt()).To(Equal(VirtFake), "the variable chooses when no option does")
+		Expect(h.packages()).NotTo(ContainElement("qemu-system-x86"), "the fake driver needs no QEMU")
+	})
+
 	It("names each variable whose value differs from the one the state was built with", func() {
-		h, err := New(WithInstance("cfgtest"), WithStateDir(GinkgoT().TempDir()))
+		h, err := New(WithInstance("cfgtest"), WithStateDir(GinkgoT().TempDir()), WithVirt(VirtQEMU))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(os.MkdirAll(h.stateDir, 0o700)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty(), "a state without the record: nothing to compare")
@@ -28,7 +38,12 @@ var _ = Describe("a bootstrapped state and the configuration Up is given", func(
 		Expect(os.WriteFile(h.path(fileBootstrapped), b, 0o600)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(Equal(fmt.Sprintf("state version was 1, now %d", stateVersion)))
 
-		b, err = json.Marshal(bootstrapRecord{Config: devstack.DefaultConfig(), StateVersion: stateVersion})
+		b, err = json.Marshal(bootstrapRecord{Config: devstack.DefaultConfig(), StateVersion: stateVersion, Virt: VirtFake})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(h.path(fileBootstrapped), b, 0o600)).To(Succeed())
+		Expect(h.changedSince(devstack.DefaultConfig())).To(Equal("virt was fake, now qemu"), "servers that were the fake driver's are rebuilt as VMs")
+
+		b, err = json.Marshal(bootstrapRecord{Config: devstack.DefaultConfig(), StateVersion: stateVersion, Virt: h.virt})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(os.WriteFile(h.path(fileBootstrapped), b, 0o600)).To(Succeed())
 		Expect(h.changedSince(devstack.DefaultConfig())).To(BeEmpty())
