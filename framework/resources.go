@@ -10,6 +10,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
@@ -19,6 +20,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/stackgate/stackgate/devstack"
 )
@@ -110,6 +112,10 @@ type CreateServerInput struct {
 	// Networks are the server's networks or ports. Required: the demo
 	// project has no network of its own (see CreateTenantNetwork).
 	Networks []servers.Network
+	// KeyName is the nova key pair whose public key the server authorizes.
+	KeyName string
+	// UserData is the server's user-data (a #cloud-config, say).
+	UserData []byte
 	// DeleteIntervals bound the deletion registered with DeferCleanup (use
 	// e2eConfig.GetIntervals(spec, "wait-server-deleted"); default
 	// [DefaultDeleteTimeout, DefaultDeletePolling]).
@@ -137,10 +143,14 @@ func CreateServer(ctx context.Context, input CreateServerInput, intervals ...int
 	c := input.Clients
 	flavorID := findFlavor(ctx, c, flavor)
 	imageID := findImage(ctx, c, image)
-	s, err := servers.Create(ctx, c.Compute, servers.CreateOpts{
+	var opts servers.CreateOptsBuilder = servers.CreateOpts{
 		Name: input.Name, FlavorRef: flavorID, ImageRef: imageID,
-		AvailabilityZone: input.AvailabilityZone, Networks: input.Networks,
-	}, nil).Extract()
+		AvailabilityZone: input.AvailabilityZone, Networks: input.Networks, UserData: input.UserData,
+	}
+	if input.KeyName != "" {
+		opts = keypairs.CreateOptsExt{CreateOptsBuilder: opts, KeyName: input.KeyName}
+	}
+	s, err := servers.Create(ctx, c.Compute, opts, nil).Extract()
 	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create server %q in availability zone %q", input.Name, input.AvailabilityZone)
 	what := fmt.Sprintf("server %q (%s)", input.Name, s.ID)
 	deferDelete(what, delIv,
@@ -401,4 +411,35 @@ func CreateFloatingIP(ctx context.Context, input CreateFloatingIPInput) *floatin
 			return "status " + got.Status, nil
 		})
 	return fip
+}
+
+// CreateKeyPairInput is the input of CreateKeyPair.
+type CreateKeyPairInput struct {
+	// Clients are the clients of the cloud to create the key pair in. Required.
+	Clients *devstack.Clients
+	// Name is the key pair's name; prefix it per spec. Required.
+	Name string
+	// PublicKey is the key servers booted with the pair authorize. Required.
+	PublicKey ssh.PublicKey
+}
+
+// CreateKeyPair registers a public key with nova as a key pair (what
+// CreateServerInput.KeyName names) and registers its deletion with
+// DeferCleanup.
+func CreateKeyPair(ctx context.Context, input CreateKeyPairInput) *keypairs.KeyPair {
+	gomega.Expect(input.Clients).NotTo(gomega.BeNil(), "Invalid argument. input.Clients can't be nil when calling CreateKeyPair")
+	gomega.Expect(input.Name).NotTo(gomega.BeEmpty(), "Invalid argument. input.Name can't be empty when calling CreateKeyPair")
+	gomega.Expect(input.PublicKey).NotTo(gomega.BeNil(), "Invalid argument. input.PublicKey can't be nil when calling CreateKeyPair")
+	c := input.Clients
+	kp, err := keypairs.Create(ctx, c.Compute, keypairs.CreateOpts{Name: input.Name, PublicKey: string(ssh.MarshalAuthorizedKey(input.PublicKey))}).Extract()
+	gomega.Expect(err).NotTo(gomega.HaveOccurred(), "Couldn't create key pair %q", input.Name)
+	deferDelete(fmt.Sprintf("key pair %q", kp.Name), defaultDeleteIntervals,
+		func(ctx context.Context) error { return keypairs.Delete(ctx, c.Compute, kp.Name, nil).ExtractErr() },
+		func(ctx context.Context) (string, error) {
+			if _, err := keypairs.Get(ctx, c.Compute, kp.Name, nil).Extract(); err != nil {
+				return "", err
+			}
+			return "present", nil
+		})
+	return kp
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
+	"strings"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
@@ -68,4 +70,13 @@ func newKey() (ed25519.PrivateKey, ssh.Signer) {
 	s, err := ssh.NewSignerFromKey(priv)
 	Expect(err).NotTo(HaveOccurred())
 	return priv, s
+}
+
+// cloudConfigHostKey is a #cloud-config whose ssh_keys give the server the
+// host key priv, so that a client can pin it.
+func cloudConfigHostKey(priv ed25519.PrivateKey) []byte {
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	Expect(err).NotTo(HaveOccurred())
+	key := strings.TrimSpace(string(pem.EncodeToMemory(block)))
+	return []byte("#cloud-config\nssh_keys:\n  ed25519_private: |\n    " + strings.ReplaceAll(key, "\n", "\n    ") + "\n")
 }
