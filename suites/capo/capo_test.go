@@ -89,7 +89,7 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 
 		By("deleting the Cluster")
 		deleteCluster(ctx, namespace, clusterName)
-		AddReportEntry("stops before", "no node joins the workload cluster (the local host's servers run no VM), so the control plane never initialises")
+		AddReportEntry("stops before", "no node joins the workload cluster (the guest image runs no kubelet), so the control plane never initialises")
 	})
 })
 
