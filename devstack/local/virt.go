@@ -262,18 +262,49 @@ exec /usr/sbin/ebtables-nft -t nat --concurrent -A "$chain" -j DROP
 `
 
 // withEbtablesFix runs argv (a linuxbridge agent) in a mount namespace
-// whose /etc/alternatives, a copy of the machine's, points ebtables at
-// ebtablesWrapper. The machine's own ebtables is left as it is.
+// whose /etc/alternatives is the copy writeEbtablesFix made, where ebtables
+// is ebtablesWrapper. The machine's own ebtables is left as it is.
 func (h *Host) withEbtablesFix(argv []string) []string {
-	dir := h.path("ebtables")
-	script := fmt.Sprintf(`set -e; rm -rf %[1]s/alternatives; cp -a /etc/alternatives %[1]s/alternatives; ln -sf %[1]s/ebtables %[1]s/alternatives/ebtables; mount --bind %[1]s/alternatives /etc/alternatives; exec "$@"`, dir)
+	script := fmt.Sprintf(`set -e; mount --bind %s /etc/alternatives; exec "$@"`, h.path("ebtables", "alternatives"))
 	return append([]string{"unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"}, argv...)
 }
 
-// writeEbtablesFix writes ebtablesWrapper for withEbtablesFix.
+// writeEbtablesFix writes ebtablesWrapper and a copy of /etc/alternatives
+// (its symlinks) whose ebtables points at it, for withEbtablesFix.
 func (h *Host) writeEbtablesFix() error {
-	if err := os.MkdirAll(h.path("ebtables"), 0o700); err != nil {
+	// Updated in place, never removed: running agents have the
+	// directory bind-mounted.
+	dir := h.path("ebtables", "alternatives")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(h.path("ebtables", "ebtables"), []byte(ebtablesWrapper), 0o755)
+	wrapper := h.path("ebtables", "ebtables")
+	if err := os.WriteFile(wrapper+".new", []byte(ebtablesWrapper), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(wrapper+".new", wrapper); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir("/etc/alternatives")
+	if err != nil {
+		return fmt.Errorf("ebtables for the linuxbridge agents: %w", err)
+	}
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/etc/alternatives", e.Name()))
+		if err != nil {
+			continue // not a symlink (README)
+		}
+		if e.Name() == "ebtables" {
+			target = wrapper
+		}
+		link := filepath.Join(dir, e.Name())
+		if have, err := os.Readlink(link); err == nil && have == target {
+			continue
+		}
+		_ = os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			return err
+		}
+	}
+	return nil
 }
