@@ -101,12 +101,23 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 
 	// boot creates a server in zone with the key pair and user-data, waits
 	// for ACTIVE and, with a floating IP, gives it one.
+	//
+	// A server with a floating IP gets a port created before it, as CAPO
+	// creates its machines' ports; the others let nova create theirs.
 	boot := func(ctx context.Context, what, zone string, withFIP bool) vm {
 		GinkgoHelper()
+		nets := []servers.Network{{UUID: netID}}
+		if withFIP {
+			p := must(ports.Create(ctx, network, ports.CreateOpts{Name: name(what), NetworkID: netID}).Extract())
+			DeferCleanup(func(ctx SpecContext) {
+				deleted(ctx, "port", func(ctx context.Context) error { return ports.Delete(ctx, network, p.ID).ExtractErr() })
+			})
+			nets = []servers.Network{{Port: p.ID}}
+		}
 		srv := must(servers.Create(ctx, compute, keypairs.CreateOptsExt{
 			CreateOptsBuilder: servers.CreateOpts{
 				Name: name(what), FlavorRef: flavorID, ImageRef: imageID,
-				Networks: []servers.Network{{UUID: netID}}, AvailabilityZone: zone, UserData: []byte(userData),
+				Networks: nets, AvailabilityZone: zone, UserData: []byte(userData),
 			},
 			KeyName: name("vmkey"),
 		}, nil).Extract())
