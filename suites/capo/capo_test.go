@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/framework"
+	"github.com/stackgate/stackgate/tunnel"
 )
 
 // The local host seeds one image, stackgate-tiny; CAPO's node and bastion
@@ -49,6 +51,7 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 	var (
 		namespace, clusterName string
 		vars                   map[string]string
+		machineKey             ssh.Signer
 	)
 
 	BeforeEach(func(ctx SpecContext) {
@@ -58,10 +61,11 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 		DeferCleanup(func(ctx SpecContext) {
 			Expect(client.IgnoreNotFound(proxy.GetClient().Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}))).To(Succeed())
 		})
+		machineKey = createKeypair(ctx, clusterName)
 		vars = map[string]string{
 			"CLUSTER_NAME":                 clusterName,
 			"NAMESPACE":                    namespace,
-			"OPENSTACK_SSH_KEY_NAME":       createKeypair(ctx, clusterName),
+			"OPENSTACK_SSH_KEY_NAME":       clusterName,
 			"OPENSTACK_IMAGE_NAME":         localImage,
 			"OPENSTACK_BASTION_IMAGE_NAME": localImage,
 		}
@@ -86,6 +90,29 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 			g.Expect(fds[failureDomain]).To(HaveKeyWithValue("controlPlane", true), "the pinned zone takes control planes")
 			g.Expect(fds[altDomain]).NotTo(HaveKeyWithValue("controlPlane", true), "the other zone takes none")
 		}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
+
+		if suite.DevStack.Environment.FakeServers {
+			AddReportEntry("bastion SSH", "not checked: servers are records only here (STACKGATE_LOCAL_VIRT=fake), no VM answers")
+		} else {
+			By("reaching the bastion CAPO made through the cluster's status, with the cluster's key pair")
+			var bastion servers.Server
+			for _, s := range all {
+				if s.Name == clusterName+"-bastion" {
+					bastion = s
+				}
+			}
+			hostKey := consoleHostKey(ctx, bastion.ID)
+			b, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
+				Tunnel: suite.DevStack.Tunnel, Reader: proxy.GetClient(), Namespace: namespace, ClusterName: clusterName,
+				User: "cirros", Signer: machineKey,
+				HostKeyCallback: tunnel.PinnedHostKey(hostKey), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(hostKey),
+			}, suite.E2EConfig.GetIntervals("capo", "wait-bastion-ssh")...)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(b.Close)
+			res, err := b.Run(ctx, "hostname")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(res.Stdout)).To(Equal(clusterName + "-bastion\n"))
+		}
 
 		By("deleting the Cluster")
 		deleteCluster(ctx, namespace, clusterName)
@@ -195,21 +222,43 @@ func decode(y []byte) []*unstructured.Unstructured {
 	}
 }
 
-// createKeypair creates a keypair for the cluster's machines and deletes it
-// after the spec.
-func createKeypair(ctx context.Context, name string) string {
+// createKeypair creates a keypair for the cluster's machines, deleted after
+// the spec, and returns its private key.
+func createKeypair(ctx context.Context, name string) ssh.Signer {
 	GinkgoHelper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	Expect(err).NotTo(HaveOccurred())
-	sshPub, err := ssh.NewPublicKey(pub)
+	signer, err := ssh.NewSignerFromKey(priv)
 	Expect(err).NotTo(HaveOccurred())
 	c := suite.DevStack.Clients(ctx)
-	_, err = keypairs.Create(ctx, c.Compute, keypairs.CreateOpts{Name: name, PublicKey: string(ssh.MarshalAuthorizedKey(sshPub))}).Extract()
+	_, err = keypairs.Create(ctx, c.Compute, keypairs.CreateOpts{Name: name, PublicKey: string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}).Extract()
 	Expect(err).NotTo(HaveOccurred(), "Couldn't create keypair %s", name)
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(keypairs.Delete(ctx, c.Compute, name, nil).ExtractErr()).To(Succeed(), "Couldn't delete keypair %s", name)
 	})
-	return name
+	return signer
+}
+
+// consoleHostKey reads a server's SSH host key from its console log, where
+// the guest prints it between cloud-init's markers, as cloud-init does.
+func consoleHostKey(ctx context.Context, serverID string) ssh.PublicKey {
+	GinkgoHelper()
+	c := suite.DevStack.Clients(ctx)
+	var key ssh.PublicKey
+	Eventually(func(ctx context.Context) error {
+		out, err := servers.ShowConsoleOutput(ctx, c.Compute, serverID, servers.ShowConsoleOutputOpts{}).Extract()
+		if err != nil {
+			return err
+		}
+		_, after, ok := strings.Cut(out, "-----BEGIN SSH HOST KEY KEYS-----\n")
+		if !ok {
+			return fmt.Errorf("no host keys in the console log yet (%d bytes)", len(out))
+		}
+		line, _, _ := strings.Cut(after, "\n")
+		key, _, _, _, err = ssh.ParseAuthorizedKey([]byte(line))
+		return err
+	}).WithContext(ctx).WithTimeout(timeout("wait-bastion-ssh")).WithPolling(polling("wait-bastion-ssh")).Should(Succeed(), "server %s's host key on its console", serverID)
+	return key
 }
 
 var openStackClusterGVK = unstructured.Unstructured{Object: map[string]interface{}{
