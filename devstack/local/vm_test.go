@@ -30,7 +30,6 @@ import (
 
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
-	sgframework "github.com/stackgate/stackgate/framework"
 	"github.com/stackgate/stackgate/tunnel"
 )
 
@@ -160,13 +159,15 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 	// key of the user-data, within timeout.
 	dial := func(ctx context.Context, v vm, timeout time.Duration) *tunnel.Client {
 		GinkgoHelper()
-		b, err := sgframework.BastionDialer(ctx, sgframework.BastionDialerInput{
-			Tunnel: tun, Address: v.fip, User: "cirros", Signer: signer,
-			HostKeyCallback: tunnel.PinnedHostKey(hostKey), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(hostKey),
-		}, timeout.String(), "500ms")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(b.Close)
-		return b.Client
+		cfg := &ssh.ClientConfig{User: "cirros", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: tunnel.PinnedHostKey(hostKey), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(hostKey), Timeout: 30 * time.Second}
+		var c *tunnel.Client
+		Eventually(ctx, func(ctx context.Context) (err error) {
+			c, err = tun.Jump(ctx, net.JoinHostPort(v.fip, "22"), cfg)
+			return err
+		}).WithTimeout(timeout).WithPolling(500*time.Millisecond).Should(Succeed(), "SSH to cirros@%s through the tunnel", v.fip)
+		DeferCleanup(c.Close)
+		return c
 	}
 
 	// domain returns the VM's state as the node's libvirtd reports it.
