@@ -102,6 +102,12 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 				}
 			}
 			hostKey := consoleHostKey(ctx, bastion.ID)
+			// CAPO writes the bastion's floating IP into the status some
+			// reconciles after the server is ACTIVE.
+			Eventually(func(ctx context.Context) (string, error) {
+				ip, _, err := unstructured.NestedString(getOpenStackCluster(ctx, namespace, clusterName).Object, "status", "bastion", "floatingIP")
+				return ip, err
+			}).WithContext(ctx).WithTimeout(timeout("wait-bastion-ssh")).WithPolling(polling("wait-bastion-ssh")).ShouldNot(BeEmpty(), "status.bastion.floatingIP")
 			b, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
 				Tunnel: suite.DevStack.Tunnel, Reader: proxy.GetClient(), Namespace: namespace, ClusterName: clusterName,
 				User: "cirros", Signer: machineKey,
