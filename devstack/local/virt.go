@@ -146,6 +146,25 @@ func (h *Host) guestImage(ctx context.Context) (guest.Image, error) {
 	return guest.Build(ctx, guest.Options{Dir: filepath.Join(base, "stackgate", "guest"), Log: h.log})
 }
 
+// vmPID reads a pid file libvirt wrote for one of node's VMs and returns
+// the pid if that process runs QEMU for this state directory's instances
+// of node (a pid reused by another process does not count).
+func (h *Host) vmPID(node, pidFile string) (int, bool) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "qemu-system") || !strings.Contains(string(cmdline), h.path("nova", "instances-"+node)) {
+		return 0, false
+	}
+	return pid, true
+}
+
 // stopVMs kills the QEMU processes libvirt started for this instance: the
 // pids libvirt recorded in each node's run directory, each checked to be a
 // QEMU process whose command line names this state directory's instances
@@ -155,16 +174,8 @@ func (h *Host) stopVMs() []int {
 	for _, node := range []string{"controller", "worker"} {
 		pidFiles, _ := filepath.Glob(h.libvirtDir(node, "run", "qemu", "*.pid"))
 		for _, f := range pidFiles {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil || pid <= 1 {
-				continue
-			}
-			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			if err != nil || !strings.Contains(string(cmdline), "qemu-system") || !strings.Contains(string(cmdline), h.path("nova", "instances-"+node)) {
+			pid, ok := h.vmPID(node, f)
+			if !ok {
 				continue
 			}
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
@@ -207,12 +218,8 @@ func (h *Host) vms(ctx context.Context) []VM {
 		}
 		for _, name := range strings.Fields(string(list)) {
 			v := VM{Node: node, Name: name, State: "shut off"}
-			if b, err := os.ReadFile(h.libvirtDir(node, "run", "qemu", name+".pid")); err == nil {
-				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-					if _, err := startTime(pid); err == nil {
-						v.PID, v.State, v.RSS = pid, "running", rss(pid)
-					}
-				}
+			if pid, ok := h.vmPID(node, h.libvirtDir(node, "run", "qemu", name+".pid")); ok {
+				v.PID, v.State, v.RSS = pid, "running", rss(pid)
 			}
 			out = append(out, v)
 		}
