@@ -21,6 +21,7 @@ var Packages = []string{
 	"mariadb-server", "rabbitmq-server", "keystone", "placement-api",
 	"nova-api", "nova-conductor", "nova-scheduler",
 	"neutron-server", "neutron-linuxbridge-agent", "neutron-dhcp-agent", "neutron-l3-agent",
+	"neutron-metadata-agent", "haproxy",
 	"glance-api", "cinder-api", "cinder-scheduler",
 	"octavia-api", "octavia-worker", "python3-octaviaclient",
 	"python3-openstackclient", "python3-pymysql", "python3-openstacksdk",

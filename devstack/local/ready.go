@@ -79,7 +79,7 @@ func (h *Host) waitController(ctx context.Context, cfg devstack.Config, neutronU
 		return h.checkAlive(started...)
 	}
 	client := nsHTTPClient(h.names().controller)
-	for _, api := range []struct{ name, port string }{{"neutron-server", "9696"}, {"placement", "8778"}, {"nova-api", "8774"}, {"glance-api", "9292"}, {"cinder-api", "8776"}, {"octavia-api", "9876"}} {
+	for _, api := range []struct{ name, port string }{{"neutron-server", "9696"}, {"placement", "8778"}, {"nova-api", "8774"}, {"glance-api", "9292"}, {"cinder-api", "8776"}, {"octavia-api", "9876"}, {"nova-api-metadata", fmt.Sprint(metadataPort)}} {
 		url := fmt.Sprintf("http://%s:%s/", cfg.ControllerIP, api.port)
 		if err := poll(ctx, api.name+" at "+url, 3*time.Minute, alive, func(ctx context.Context) (bool, string) {
 			code, err := httpStatus(ctx, client, url)
@@ -120,7 +120,7 @@ func (h *Host) waitController(ctx context.Context, cfg devstack.Config, neutronU
 	}); err != nil {
 		return err
 	}
-	want := []string{"Linux bridge agent", "L3 agent", "DHCP agent"}
+	want := []string{"Linux bridge agent", "L3 agent", "DHCP agent", "Metadata agent"}
 	if err := poll(ctx, "neutron agents "+strings.Join(want, ", ")+" on controller", 3*time.Minute, alive, func(ctx context.Context) (bool, string) {
 		pages, err := agents.List(network, agents.ListOpts{Host: "controller"}).AllPages(ctx)
 		if err != nil {

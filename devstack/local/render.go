@@ -57,6 +57,8 @@ type tmplData struct {
 	App               wsgiApp
 	// Virt is how servers run (VirtQEMU, VirtFake).
 	Virt string
+	// Metadata is how neutron's metadata agent reaches nova's metadata API.
+	Metadata metadataData
 }
 
 // password returns the instance's password for every service, database and
@@ -84,6 +86,7 @@ func (h *Host) apps(cfg devstack.Config) []wsgiApp {
 		{Name: "placement", Port: 8778, File: "/usr/bin/placement-api", Processes: 1, Env: []string{"OS_PLACEMENT_CONFIG_DIR=" + filepath.Join(etc, "placement")}},
 		{Name: "nova-api", Port: 8774, File: "/usr/bin/nova-api-wsgi", Processes: 2, Threads: 1, Env: []string{"OS_NOVA_CONFIG_DIR=" + filepath.Join(etc, "nova")}},
 		{Name: "octavia-api", Port: 9876, File: "/usr/bin/octavia-wsgi", Processes: 1, Argv: "--config-file " + filepath.Join(etc, "octavia.conf")},
+		h.metadataApp(),
 	}
 }
 
@@ -103,6 +106,7 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 		KeystoneURL: fmt.Sprintf("http://%s:5000/v3", cfg.ControllerIP),
 		PublicIP:    n.publicCtl,
 		Virt:        h.virt,
+		Metadata:    metadataData{Port: metadataPort, Secret: metadataSecret(pw)},
 	}
 	inc, err := fs.ReadFile(data.Local, "local/authtoken.inc")
 	if err != nil {
@@ -136,6 +140,7 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 		"ml2_conf.ini": "ml2_conf.ini", "l3_agent.ini": "l3_agent.ini", "dhcp_agent.ini": "dhcp_agent.ini",
 		"glance-api.conf": "glance-api.conf", "cinder.conf": "cinder.conf", "octavia.conf": "octavia.conf",
 		"sshd_config": "sshd_config", "dnsmasq.conf": "dnsmasq.conf",
+		"metadata_agent.ini": "metadata_agent.ini",
 	}
 	for src, dst := range files {
 		if err := render(src, dst, base); err != nil {

@@ -50,7 +50,7 @@ func (h *Host) controllerServices() []service {
 	if h.virt != VirtFake {
 		libvirtd = append(libvirtd, h.libvirtService("controller", c))
 	}
-	return append(libvirtd, []service{
+	return append(append(libvirtd, []service{
 		{name: "placement", ns: c, args: []string{"uwsgi", "--ini", h.etc("uwsgi-placement.ini")}},
 		{name: "nova-api", ns: c, args: []string{"uwsgi", "--ini", h.etc("uwsgi-nova-api.ini")}},
 		{name: "nova-conductor", ns: c, args: []string{"nova-conductor", "--config-file", nova}},
@@ -66,7 +66,7 @@ func (h *Host) controllerServices() []service {
 		{name: "cinder-volume-controller", ns: c, args: pyMain("cinder.cmd.volume", "cinder-volume", "--config-file", cinder, "--config-file", node)},
 		{name: "octavia-api", ns: c, args: []string{"uwsgi", "--ini", h.etc("uwsgi-octavia-api.ini")}},
 		h.octaviaWorker(),
-	}...)
+	}...), h.metadataServices()...)
 }
 
 // novaCompute is a node's nova-compute. With real VMs it starts once the
