@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"golang.org/x/crypto/ssh"
@@ -31,6 +33,12 @@ import (
 	"github.com/stackgate/stackgate/devstack"
 	"github.com/stackgate/stackgate/devstack/local"
 	"github.com/stackgate/stackgate/tunnel"
+)
+
+// What the guest prints on its console about where it read its metadata.
+const (
+	fromMetadataService = "stackgate-guest: no config drive; metadata from http://169.254.169.254/openstack/latest/"
+	fromConfigDrive     = "stackgate-guest: metadata from the config drive"
 )
 
 // A server's VM as nova's libvirt driver runs it: what a spec needs to
@@ -98,12 +106,14 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 		netID = routedNetwork(ctx, network, "vm", "10.96.0.0/24").network.ID
 	}, NodeTimeout(25*time.Minute))
 
-	// boot creates a server in zone with the key pair and user-data, waits
-	// for ACTIVE and, with a floating IP, gives it one.
+	// boot creates a server in zone on netID with the key pair and
+	// user-data, waits for ACTIVE and, with a floating IP, gives it one.
+	// With configDrive it asks for a config drive; without, the guest
+	// reads the metadata service.
 	//
 	// A server with a floating IP gets a port created before it, as CAPO
 	// creates its machines' ports; the others let nova create theirs.
-	boot := func(ctx context.Context, what, zone string, withFIP bool) vm {
+	boot := func(ctx context.Context, what, zone, netID string, withFIP, configDrive bool) vm {
 		GinkgoHelper()
 		nets := []servers.Network{{UUID: netID}}
 		if withFIP {
@@ -117,6 +127,7 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 			CreateOptsBuilder: servers.CreateOpts{
 				Name: name(what), FlavorRef: flavorID, ImageRef: imageID,
 				Networks: nets, AvailabilityZone: zone, UserData: []byte(userData),
+				ConfigDrive: &configDrive,
 			},
 			KeyName: name("vmkey"),
 		}, nil).Extract())
@@ -181,6 +192,44 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 		return strings.TrimSpace(string(out))
 	}
 
+	// readMetadata waits until the server's console log shows that its
+	// guest read its metadata from source (fromMetadataService or
+	// fromConfigDrive): the hostname, the server's id and the key pair's
+	// key, and no error reading it.
+	readMetadata := func(ctx context.Context, v vm, source string) {
+		GinkgoHelper()
+		var console string
+		Eventually(ctx, func(ctx context.Context) (string, error) {
+			var err error
+			console, err = servers.ShowConsoleOutput(ctx, compute, v.server.ID, servers.ShowConsoleOutputOpts{}).Extract()
+			return console, err
+		}).WithTimeout(3*time.Minute).WithPolling(2*time.Second).Should(And(
+			ContainSubstring(source),
+			ContainSubstring("stackgate-guest: hostname "+v.server.Name+", server "+v.server.ID),
+			ContainSubstring("stackgate-guest: authorized keys: 1"),
+		), "console log of %s: metadata read (%s)", v.server.Name, source)
+		Expect(console).NotTo(ContainSubstring("stackgate-guest: metadata:"), "console log of %s: an error reading its metadata", v.server.Name)
+	}
+
+	// askMetadataService asks the metadata service from inside the guest
+	// (busybox's wget) and checks that it describes this server: its id,
+	// the key pair's key and the user-data.
+	askMetadataService := func(ctx context.Context, c *tunnel.Client, v vm) {
+		GinkgoHelper()
+		res, err := c.Run(ctx, "wget -qO- http://169.254.169.254/openstack/latest/meta_data.json")
+		Expect(err).NotTo(HaveOccurred(), "GET meta_data.json from %s: %s", v.server.Name, res.Stderr)
+		var md struct {
+			UUID       string            `json:"uuid"`
+			PublicKeys map[string]string `json:"public_keys"`
+		}
+		Expect(json.Unmarshal(res.Stdout, &md)).To(Succeed(), "meta_data.json: %s", res.Stdout)
+		Expect(md.UUID).To(Equal(v.server.ID))
+		Expect(md.PublicKeys).To(HaveKeyWithValue(name("vmkey"), ContainSubstring(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))))))
+		res, err = c.Run(ctx, "wget -qO- http://169.254.169.254/openstack/latest/user_data")
+		Expect(err).NotTo(HaveOccurred(), "GET user_data from %s: %s", v.server.Name, res.Stderr)
+		Expect(string(res.Stdout)).To(Equal(userData))
+	}
+
 	// The first server lives for the whole container: the later specs use
 	// it as a bastion and stop, start and reboot it.
 	var (
@@ -189,7 +238,7 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 	)
 	BeforeAll(func(ctx SpecContext) {
 		created = time.Now()
-		first = boot(ctx, "vm1", cfg.FailureDomain, true)
+		first = boot(ctx, "vm1", cfg.FailureDomain, netID, true, false)
 	}, NodeTimeout(5*time.Minute))
 
 	It("boots a server whose SSH answers through its floating IP with the key pair and the host key of its user-data", func(ctx SpecContext) {
@@ -201,6 +250,13 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 		res, err := c.Run(ctx, "hostname; cat /proc/sys/kernel/random/boot_id")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(string(res.Stdout)).To(HavePrefix(name("vm1") + "\n"))
+
+		By("it has no config drive: the guest read the metadata service, through the router")
+		readMetadata(ctx, first, fromMetadataService)
+		askMetadataService(ctx, c, first)
+		res, err = c.Run(ctx, "cat /proc/mounts")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(res.Stdout)).NotTo(ContainSubstring("/run/config-drive"))
 
 		By("the same server through the tunnel's SOCKS5 port, with OpenSSH")
 		l := must(net.Listen("tcp", "127.0.0.1:0"))
@@ -224,7 +280,7 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 	}, SpecTimeout(10*time.Minute))
 
 	It("runs a server of the other zone under the worker's libvirtd, reached through the first as a bastion", func(ctx SpecContext) {
-		second := boot(ctx, "vm2", cfg.FailureDomainAlt, false)
+		second := boot(ctx, "vm2", cfg.FailureDomainAlt, netID, false, false)
 		Expect(second.host).To(Equal("worker"), "a server in %s runs on the worker", cfg.FailureDomainAlt)
 		Expect(domain(ctx, second)).To(Equal("running"))
 		b := dial(ctx, first, 2*time.Minute)
@@ -241,6 +297,45 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 			return err
 		}).WithTimeout(3*time.Minute).WithPolling(2*time.Second).Should(Succeed(), "SSH to %s through %s", second.private, first.fip)
 		Expect(string(res.Stdout)).To(Equal(name("vm2") + "\n"))
+
+		By("its guest read the metadata service too, over VXLAN to the controller's router")
+		readMetadata(ctx, second, fromMetadataService)
+		n, err := b.Jump(ctx, net.JoinHostPort(second.private, "22"), nodeCfg)
+		Expect(err).NotTo(HaveOccurred())
+		defer n.Close()
+		askMetadataService(ctx, n, second)
+	}, SpecTimeout(10*time.Minute))
+
+	It("gives a server the config drive it asks for, which the guest reads first", func(ctx SpecContext) {
+		v := boot(ctx, "vm4", cfg.FailureDomain, netID, false, true)
+		readMetadata(ctx, v, fromConfigDrive)
+		b := dial(ctx, first, 2*time.Minute)
+		nodeCfg := &ssh.ClientConfig{User: "cirros", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: tunnel.PinnedHostKey(hostKey), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(hostKey)}
+		var res tunnel.RunResult
+		Eventually(ctx, func(ctx context.Context) error {
+			n, err := b.Jump(ctx, net.JoinHostPort(v.private, "22"), nodeCfg)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			res, err = n.Run(ctx, "hostname; cat /proc/mounts")
+			return err
+		}).WithTimeout(3*time.Minute).WithPolling(2*time.Second).Should(Succeed(), "SSH to %s through %s", v.private, first.fip)
+		Expect(string(res.Stdout)).To(And(HavePrefix(name("vm4")+"\n"), ContainSubstring("/run/config-drive iso9660 ro")))
+	}, SpecTimeout(10*time.Minute))
+
+	It("serves the metadata service on a network without a router, from its DHCP namespace", func(ctx SpecContext) {
+		isolated := must(networks.Create(ctx, network, networks.CreateOpts{Name: name("vmisolatednet")}).Extract())
+		DeferCleanup(func(ctx SpecContext) {
+			deleted(ctx, "network", func(ctx context.Context) error { return networks.Delete(ctx, network, isolated.ID).ExtractErr() })
+		})
+		sub := must(subnets.Create(ctx, network, subnets.CreateOpts{NetworkID: isolated.ID, Name: name("vmisolatedsubnet"), CIDR: "10.96.1.0/24", IPVersion: gophercloud.IPv4}).Extract())
+		DeferCleanup(func(ctx SpecContext) {
+			deleted(ctx, "subnet", func(ctx context.Context) error { return subnets.Delete(ctx, network, sub.ID).ExtractErr() })
+		})
+		v := boot(ctx, "vm5", cfg.FailureDomain, isolated.ID, false, false)
+		readMetadata(ctx, v, fromMetadataService)
 	}, SpecTimeout(10*time.Minute))
 
 	It("stops, starts and reboots a server for real", func(ctx SpecContext) {
@@ -299,7 +394,7 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 	}, SpecTimeout(4*time.Minute))
 
 	It("deletes a server: its QEMU process and its tap are gone", func(ctx SpecContext) {
-		v := boot(ctx, "vm3", cfg.FailureDomain, false)
+		v := boot(ctx, "vm3", cfg.FailureDomain, netID, false, false)
 		ps := must(ports.ExtractPorts(must(ports.List(network, ports.ListOpts{DeviceID: v.server.ID}).AllPages(ctx))))
 		tap := ("tap" + ps[0].ID)[:14]
 		nsOf := map[string]string{"controller": "controller", "worker": "worker"}[v.host]
