@@ -92,7 +92,7 @@ log(f'nova-compute on {host} up in {az}')
 def volume_up():
     resp = c.block_storage.get('/os-services', params={'binary': 'cinder-volume'})
     svcs = [(s['host'], s['state'], s['zone']) for s in resp.json()['services']]
-    return (f'{host}@fake', 'up', az) in svcs, f'volume services {svcs}'
+    return (f"{host}@{env['VOLUME_BACKEND']}", 'up', az) in svcs, f'volume services {svcs}'
 
 
 wait(f'cinder-volume on {host} up in {az}', volume_up)

@@ -28,13 +28,14 @@ var Packages = []string{
 	"openssh-server", "iproute2", "sudo", "uwsgi-plugin-python3",
 }
 
-// packages are the Debian packages this host needs: Packages, and those
-// of real VMs unless servers are the fake driver's.
+// packages are the Debian packages this host needs: Packages, the volume
+// backend's, and those of real VMs unless servers are the fake driver's.
 func (h *Host) packages() []string {
+	pkgs := append(slices.Clone(Packages), cephPackages...)
 	if h.virt == VirtFake {
-		return Packages
+		return pkgs
 	}
-	return append(slices.Clone(Packages), virtPackages...)
+	return append(pkgs, virtPackages...)
 }
 
 // preflight checks what Up needs from the machine.

@@ -161,7 +161,7 @@ func (h *Host) waitController(ctx context.Context, cfg devstack.Config, neutronU
 			}
 		}
 		ok := slices.ContainsFunc(up, func(s string) bool { return strings.HasPrefix(s, "cinder-scheduler@") }) &&
-			slices.Contains(up, "cinder-volume@controller@fake")
+			slices.Contains(up, "cinder-volume@controller@"+volumeBackend)
 		return ok, fmt.Sprintf("volume services up %v", up)
 	})
 }
@@ -305,7 +305,7 @@ func (h *Host) WaitWorker(ctx context.Context, timeout time.Duration) error {
 		}
 		for _, s := range vs {
 			seen = append(seen, fmt.Sprintf("cinder-volume@%s %s %s", s.Host, s.State, s.Zone))
-			volumeOK = volumeOK || (s.Host == "worker@fake" && s.State == "up" && s.Zone == cfg.FailureDomainAlt)
+			volumeOK = volumeOK || (s.Host == "worker@"+volumeBackend && s.State == "up" && s.Zone == cfg.FailureDomainAlt)
 		}
 		return aggregateOK && computeOK && volumeOK, strings.Join(seen, "; ")
 	})

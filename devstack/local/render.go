@@ -59,6 +59,12 @@ type tmplData struct {
 	Virt string
 	// Metadata is how neutron's metadata agent reaches nova's metadata API.
 	Metadata metadataData
+	// The volume backend (ceph.go): the cluster's fsid, the size of its
+	// OSD's file, its pool and cinder's backend name.
+	CephFSID      string
+	CephOSDBytes  int64
+	CephPool      string
+	VolumeBackend string
 }
 
 // password returns the instance's password for every service, database and
@@ -96,17 +102,25 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 	if err != nil {
 		return err
 	}
+	fsid, err := h.cephFSID()
+	if err != nil {
+		return err
+	}
 	n := h.names()
 	base := tmplData{
-		Config:      cfg,
-		State:       h.stateDir,
-		Password:    pw,
-		DB:          fmt.Sprintf("mysql+pymysql://os:%s@%s", pw, cfg.ControllerIP),
-		AMQP:        fmt.Sprintf("rabbit://openstack:%s@%s:5672/", pw, cfg.ControllerIP),
-		KeystoneURL: fmt.Sprintf("http://%s:5000/v3", cfg.ControllerIP),
-		PublicIP:    n.publicCtl,
-		Virt:        h.virt,
-		Metadata:    metadataData{Port: metadataPort, Secret: metadataSecret(pw)},
+		Config:        cfg,
+		State:         h.stateDir,
+		Password:      pw,
+		DB:            fmt.Sprintf("mysql+pymysql://os:%s@%s", pw, cfg.ControllerIP),
+		AMQP:          fmt.Sprintf("rabbit://openstack:%s@%s:5672/", pw, cfg.ControllerIP),
+		KeystoneURL:   fmt.Sprintf("http://%s:5000/v3", cfg.ControllerIP),
+		PublicIP:      n.publicCtl,
+		Virt:          h.virt,
+		Metadata:      metadataData{Port: metadataPort, Secret: metadataSecret(pw)},
+		CephFSID:      fsid,
+		CephOSDBytes:  cephOSDBytes,
+		CephPool:      cephPool,
+		VolumeBackend: volumeBackend,
 	}
 	inc, err := fs.ReadFile(data.Local, "local/authtoken.inc")
 	if err != nil {
@@ -139,7 +153,7 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 		"placement.conf": "placement/placement.conf", "nova.conf": "nova/nova.conf", "neutron.conf": "neutron.conf",
 		"ml2_conf.ini": "ml2_conf.ini", "l3_agent.ini": "l3_agent.ini", "dhcp_agent.ini": "dhcp_agent.ini",
 		"glance-api.conf": "glance-api.conf", "cinder.conf": "cinder.conf", "octavia.conf": "octavia.conf",
-		"sshd_config": "sshd_config", "dnsmasq.conf": "dnsmasq.conf",
+		"sshd_config": "sshd_config", "dnsmasq.conf": "dnsmasq.conf", "ceph.conf": "ceph.conf",
 		"metadata_agent.ini": "metadata_agent.ini",
 	}
 	for src, dst := range files {

@@ -105,7 +105,7 @@ func (h *Host) workerServices(cfg devstack.Config) []service {
 		{name: "lb-agent-worker", ns: w, args: h.withEbtablesFix([]string{"neutron-linuxbridge-agent", "--config-file", h.etc("neutron.conf"), "--config-file", h.etc("linuxbridge-worker.ini"), "--config-file", node})},
 		{name: "cinder-volume-worker", ns: w, args: pyMain("cinder.cmd.volume", "cinder-volume", "--config-file", h.etc("cinder.conf"), "--config-file", node)},
 		{name: "register-worker", ns: n.controller, args: []string{"/usr/bin/python3", h.etc("register-worker.py")}, env: append(h.scriptEnv(cfg, pw),
-			"WORKER_HOST=worker", "FAILURE_DOMAIN_ALT="+cfg.FailureDomainAlt, fmt.Sprintf("REGISTER_TIMEOUT=%d", int(h.workerTimeout.Seconds())))},
+			"WORKER_HOST=worker", "VOLUME_BACKEND="+volumeBackend, "FAILURE_DOMAIN_ALT="+cfg.FailureDomainAlt, fmt.Sprintf("REGISTER_TIMEOUT=%d", int(h.workerTimeout.Seconds())))},
 	}...)
 }
 
@@ -115,7 +115,7 @@ func (h *Host) scriptEnv(cfg devstack.Config, pw string) []string {
 
 // longRunning lists the services whose processes must stay alive.
 func (h *Host) longRunning(cfg devstack.Config) []string {
-	names := []string{"mariadb", "rabbitmq", "keystone"}
+	names := append([]string{"mariadb", "rabbitmq", "keystone"}, h.cephNames()...)
 	for _, s := range h.controllerServices() {
 		names = append(names, s.name)
 	}

@@ -27,8 +27,10 @@ import (
 //     of these);
 //  3. servers are real VMs (nova's libvirt driver, one libvirtd per node)
 //     unless the record's virt says "fake"; the seed uploads the guest
-//     image's kernel and ramdisk with stackgate-tiny.
-const stateVersion = 3
+//     image's kernel and ramdisk with stackgate-tiny;
+//  4. volumes are RBD images of a Ceph cluster under ceph/ (a version 3
+//     state's cinder ran its fake driver).
+const stateVersion = 4
 
 // The files and directories of a state directory that the code reads by
 // name. Services' own data (databases, keys, configs) lives below it in

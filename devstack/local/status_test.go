@@ -57,15 +57,15 @@ var _ = Describe("the status of the local environment", func() {
 			return s.Zones, nil
 		}).WithContext(ctx).WithTimeout(5 * time.Minute).WithPolling(2 * time.Second).Should(Equal([]local.Zone{
 			up("compute", cfg.FailureDomain, "controller"), up("compute", cfg.FailureDomainAlt, "worker"),
-			up("volume", cfg.FailureDomain, "controller@fake"), up("volume", cfg.FailureDomainAlt, "worker@fake"),
+			up("volume", cfg.FailureDomain, "controller@ceph"), up("volume", cfg.FailureDomainAlt, "worker@ceph"),
 		}))
 		s := must(host.Status(ctx))
 		Expect(s.ZonesError).To(BeEmpty())
 		Expect(s.String()).To(And(
 			MatchRegexp(`zone compute\s+`+cfg.FailureDomain+`\s+available\s+controller up, enabled, servers \d+`),
 			MatchRegexp(`zone compute\s+`+cfg.FailureDomainAlt+`\s+available\s+worker up, enabled, servers \d+`),
-			MatchRegexp(`zone volume\s+`+cfg.FailureDomain+`\s+available\s+controller@fake up, enabled`),
-			MatchRegexp(`zone volume\s+`+cfg.FailureDomainAlt+`\s+available\s+worker@fake up, enabled`),
+			MatchRegexp(`zone volume\s+`+cfg.FailureDomain+`\s+available\s+controller@ceph up, enabled`),
+			MatchRegexp(`zone volume\s+`+cfg.FailureDomainAlt+`\s+available\s+worker@ceph up, enabled`),
 		))
 	}, SpecTimeout(7*time.Minute))
 

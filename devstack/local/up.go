@@ -142,7 +142,8 @@ func (h *Host) changedSince(cfg devstack.Config) string {
 // restart needs: the password, the database's system tables and keystone's
 // keys. Without them only a rebuild helps.
 func (h *Host) intact() error {
-	for _, p := range []string{"secret", "mysql/mysql", "mysql/keystone", "keystone/fernet-keys/0", "keystone/credential-keys/0", "etc/my.cnf"} {
+	for _, p := range []string{"secret", "mysql/mysql", "mysql/keystone", "keystone/fernet-keys/0", "keystone/credential-keys/0", "etc/my.cnf",
+		"ceph/fsid", "ceph/mon/ceph-" + cephMon + "/store.db", "ceph/osd/ceph-0/block"} {
 		if _, err := os.Stat(h.path(p)); err != nil {
 			return fmt.Errorf("%s is missing", h.path(p))
 		}
@@ -184,6 +185,9 @@ func (h *Host) bringUp(ctx context.Context, cfg devstack.Config) (*devstack.Envi
 	}
 	fresh := !h.bootstrapped()
 	if err := h.stage(ctx, "database", func(ctx context.Context) error { return h.startInfra(ctx, fresh) }); err != nil {
+		return nil, err
+	}
+	if err := h.stage(ctx, "ceph", func(ctx context.Context) error { return h.startCeph(ctx, fresh) }); err != nil {
 		return nil, err
 	}
 	if fresh {

@@ -46,10 +46,11 @@ func validVirt(v string) error {
 }
 
 // virtPackages are what real VMs add to Packages: libvirt's daemon with
-// its QEMU driver and virsh, QEMU itself, qemu-img, libvirt's Python binding for
+// its QEMU driver and virsh, QEMU itself with its RBD block driver
+// (qemu-block-extra: volumes), qemu-img, libvirt's Python binding for
 // nova, and genisoimage for nova's config drives.
 var virtPackages = []string{
-	"libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "qemu-utils",
+	"libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "qemu-block-extra", "qemu-utils",
 	"python3-libvirt", "genisoimage",
 }
 
