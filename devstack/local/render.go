@@ -61,6 +61,8 @@ type tmplData struct {
 	Metadata metadataData
 	// The volume backend (ceph.go): the cluster's fsid, the size of its
 	// OSD's file, its pool and cinder's backend name.
+	// VMsPerNode is the servers each node's nova-compute takes (VMsPerNode).
+	VMsPerNode    int
 	CephFSID      string
 	CephOSDBytes  int64
 	CephPool      string
@@ -117,6 +119,7 @@ func (h *Host) renderConfigs(cfg devstack.Config) error {
 		PublicIP:      n.publicCtl,
 		Virt:          h.virt,
 		Metadata:      metadataData{Port: metadataPort, Secret: metadataSecret(pw)},
+		VMsPerNode:    h.VMsPerNode(),
 		CephFSID:      fsid,
 		CephOSDBytes:  cephOSDBytes,
 		CephPool:      cephPool,

@@ -29,8 +29,10 @@ import (
 //     unless the record's virt says "fake"; the seed uploads the guest
 //     image's kernel and ramdisk with stackgate-tiny;
 //  4. volumes are RBD images of a Ceph cluster under ceph/ (a version 3
-//     state's cinder ran its fake driver).
-const stateVersion = 4
+//     state's cinder ran its fake driver);
+//  5. with real VMs, nova's scheduler takes no more servers per node
+//     than the VM budget (NumInstancesFilter, VMsPerNode).
+const stateVersion = 5
 
 // The files and directories of a state directory that the code reads by
 // name. Services' own data (databases, keys, configs) lives below it in

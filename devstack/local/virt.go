@@ -316,3 +316,51 @@ func (h *Host) writeEbtablesFix() error {
 	}
 	return nil
 }
+
+// The VM budget: how many servers a node holds, so that a request beyond
+// what the machine's memory holds is refused by nova's scheduler
+// (NumInstancesFilter) rather than ending in the kernel's OOM killer. RAM
+// alone cannot say it: a TCG VM touches a fraction of its flavor's RAM, so
+// the nodes advertise four times theirs.
+const (
+	// vmRSS is what one idle VM of the guest image occupies on the host
+	// (guest pages it touched, TCG's code buffer, QEMU), rounded up.
+	vmRSS = 320 << 20
+	// servicesReserve is what the OpenStack services, Ceph and a
+	// management cluster beside them take of the machine's memory.
+	servicesReserve = 8 << 30
+	// minVMsPerNode and maxVMsPerNode bound the budget: the suites need
+	// ten servers at once; nova's own default cap is 50 per host.
+	minVMsPerNode, maxVMsPerNode = 5, 50
+)
+
+// VMsPerNode returns how many servers each node's nova-compute takes on
+// this machine (its total memory, less what the services take, over what
+// an idle VM occupies, shared by the two nodes).
+func (h *Host) VMsPerNode() int { return vmsPerNode(memTotal()) }
+
+func vmsPerNode(total uint64) int {
+	n := 0
+	if total > servicesReserve {
+		n = int((total - servicesReserve) / vmRSS / 2)
+	}
+	return min(max(n, minVMsPerNode), maxVMsPerNode)
+}
+
+// memTotal is the machine's memory (MemTotal of /proc/meminfo), in bytes;
+// 0 when it cannot be read.
+func memTotal() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}

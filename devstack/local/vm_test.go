@@ -393,6 +393,42 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 		}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(HavePrefix("ERROR: No valid host was found"), "an 8 TiB server (within the quota, beyond both nodes) is refused by the scheduler")
 	}, SpecTimeout(4*time.Minute))
 
+	It("refuses, in nova's scheduler, more servers at once than the machine's memory holds", func(ctx SpecContext) {
+		// One request for one server more than both nodes take together:
+		// the scheduler finds no host for all of them, so none boots.
+		n := 2*host.VMsPerNode() + 1
+		_, err := servers.Create(ctx, compute, servers.CreateOpts{Name: name("budget"), FlavorRef: flavorID, ImageRef: imageID, Networks: "none", Min: n, Max: n}, nil).Extract()
+		Expect(err).NotTo(HaveOccurred(), "asking for %d servers", n)
+		list := func(ctx context.Context) ([]servers.Server, error) {
+			pages, err := servers.List(compute, servers.ListOpts{Name: "^" + name("budget")}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return servers.ExtractServers(pages)
+		}
+		DeferCleanup(func(ctx SpecContext) {
+			all := must(list(ctx))
+			for _, s := range all {
+				deleted(ctx, "server", func(ctx context.Context) error { return servers.Delete(ctx, compute, s.ID).ExtractErr() })
+			}
+			Eventually(ctx, list).WithTimeout(3*time.Minute).WithPolling(2*time.Second).Should(BeEmpty(), "the %d refused servers deleted", len(all))
+		})
+		Eventually(ctx, func(ctx context.Context) ([]string, error) {
+			all, err := list(ctx)
+			if err != nil {
+				return nil, err
+			}
+			var states []string
+			for _, s := range all {
+				states = append(states, s.Status)
+			}
+			return states, nil
+		}).WithTimeout(3*time.Minute).WithPolling(2*time.Second).Should(And(HaveLen(n), HaveEach("ERROR")), "%d servers, beyond the budget of %d per node", n, host.VMsPerNode())
+		got := must(servers.Get(ctx, adminCompute, must(list(ctx))[0].ID).Extract())
+		Expect(got.Fault.Message).To(HavePrefix("No valid host was found"), "refused by the scheduler")
+		Expect(got.Host).To(BeEmpty(), "placed on no node")
+	}, SpecTimeout(8*time.Minute))
+
 	It("deletes a server: its QEMU process and its tap are gone", func(ctx SpecContext) {
 		v := boot(ctx, "vm3", cfg.FailureDomain, netID, false, false)
 		ps := must(ports.ExtractPorts(must(ports.List(network, ports.ListOpts{DeviceID: v.server.ID}).AllPages(ctx))))
