@@ -34,10 +34,16 @@ for role_name in ('member', 'reader', 'anotherrole', 'load-balancer_member'):
     idn.assign_project_role_to_user(demo, user, idn.find_role(role_name))
 idn.assign_project_role_to_user(demo, admin, idn.find_role('admin'))
 
-flavors = [('m1.tiny', 512, 1, 1), ('m1.tiny.alt', 512, 1, 1), ('m1.small', 4192, 2, 20), ('m1.medium', 6144, 2, 20)]
-for name, ram, vcpus, disk in flavors:
-    if not c.compute.find_flavor(name):
-        c.compute.create_flavor(name=name, ram=ram, vcpus=vcpus, disk=disk, is_public=True)
+# The flavors of CAPO's CI DevStack (hack/ci/cloud-init/controller.yaml.tpl):
+# an ephemeral disk in each, which CAPO's Local block devices (the multi-az
+# flavor's etcd disk) need, and hw_rng allowed.
+flavors = [('1', 'm1.tiny', 512, 1, 1, 1), ('10', 'm1.tiny.alt', 512, 1, 1, 1),
+           ('2', 'm1.small', 4192, 2, 20, 5), ('3', 'm1.medium', 6144, 2, 20, 5)]
+for fid, name, ram, vcpus, disk, ephemeral in flavors:
+    f = c.compute.find_flavor(name)
+    if not f:
+        f = c.compute.create_flavor(id=fid, name=name, ram=ram, vcpus=vcpus, disk=disk, ephemeral=ephemeral, is_public=True)
+    c.compute.create_flavor_extra_specs(f, {'hw_rng:allowed': 'True'})
 
 service_project = idn.find_project('service')
 for project in (demo, admin_project, service_project):

@@ -5,6 +5,7 @@ package local_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -86,6 +87,21 @@ var _ = Describe("the default local environment", Ordered, func() {
 			WithTimeout(5*time.Minute).WithPolling(2*time.Second).
 			Should(ContainElements(cfg.FailureDomain, cfg.FailureDomainAlt), "volume availability zones")
 	}, SpecTimeout(11*time.Minute))
+
+	It("has the flavors of CAPO's CI DevStack, with their ephemeral disks", func(ctx SpecContext) {
+		got := map[string]string{}
+		for _, f := range must(flavors.ExtractFlavors(must(flavors.ListDetail(compute, nil).AllPages(ctx)))) {
+			got[f.Name] = fmt.Sprintf("id %s ram %d vcpus %d disk %d ephemeral %d", f.ID, f.RAM, f.VCPUs, f.Disk, f.Ephemeral)
+		}
+		Expect(got).To(And(
+			HaveKeyWithValue("m1.tiny", "id 1 ram 512 vcpus 1 disk 1 ephemeral 1"),
+			HaveKeyWithValue("m1.tiny.alt", "id 10 ram 512 vcpus 1 disk 1 ephemeral 1"),
+			HaveKeyWithValue("m1.small", "id 2 ram 4192 vcpus 2 disk 20 ephemeral 5"),
+			HaveKeyWithValue("m1.medium", "id 3 ram 6144 vcpus 2 disk 20 ephemeral 5"),
+		))
+		specs := must(flavors.ListExtraSpecs(ctx, compute, "3").Extract())
+		Expect(specs).To(HaveKeyWithValue("hw_rng:allowed", "True"))
+	}, SpecTimeout(time.Minute))
 
 	It("boots a server in each availability zone, on that zone's host", func(ctx SpecContext) {
 		// nova lists the worker's zone before placement knows its aggregate:

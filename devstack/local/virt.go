@@ -48,10 +48,11 @@ func validVirt(v string) error {
 // virtPackages are what real VMs add to Packages: libvirt's daemon with
 // its QEMU driver and virsh, QEMU itself with its RBD block driver
 // (qemu-block-extra: volumes), qemu-img, libvirt's Python binding for
-// nova, and genisoimage for nova's config drives.
+// nova, genisoimage for nova's config drives and dosfstools for the
+// ephemeral disks it formats (vfat, for an image without os_type).
 var virtPackages = []string{
 	"libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86", "qemu-block-extra", "qemu-utils",
-	"python3-libvirt", "genisoimage",
+	"python3-libvirt", "genisoimage", "dosfstools",
 }
 
 // libvirtDirs are the directories of a libvirtd that each node's libvirtd
