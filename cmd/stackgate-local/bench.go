@@ -136,7 +136,7 @@ func bench(ctx context.Context) (err error) {
 	row("memory after the worker joined, PSS", fmt.Sprintf("%.2f GB (RSS %.2f GB, %d processes)", float64(end.PSS)/1e9, float64(end.RSS)/1e9, end.Processes))
 	stages := h.Timings()
 	var parts []string
-	for _, s := range []string{"packages", "cleanup", "network", "configs", "ssh", "database", "schemas+keystone", "services", "seed"} {
+	for _, s := range []string{"packages", "cleanup", "network", "configs", "ssh", "database", "ceph", "schemas+keystone", "services", "seed"} {
 		if d, ok := stages[s]; ok {
 			parts = append(parts, fmt.Sprintf("%s %s", s, d.Round(100*time.Millisecond)))
 		}
