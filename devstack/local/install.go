@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
@@ -78,8 +79,47 @@ func missingPackages(ctx context.Context, packages []string) []string {
 	return missing
 }
 
-// install installs the missing packages without starting any service.
+// install installs the missing packages without starting any service, and
+// the account libvirtd needs.
 func (h *Host) install(ctx context.Context) (err error) {
+	if err := h.installPackages(ctx); err != nil {
+		return err
+	}
+	if h.virt == VirtFake {
+		return nil
+	}
+	return h.addQEMUUser(ctx)
+}
+
+// addQEMUUser adds the account Debian's libvirt resolves when its QEMU
+// driver starts (even though qemu.conf runs QEMU as root), as
+// libvirt-daemon-system's postinst does; that package is not installed (it
+// brings libvirt's system services and their postinst starts).
+func (h *Host) addQEMUUser(ctx context.Context) error {
+	if _, err := user.Lookup(qemuUser); err == nil {
+		return nil
+	}
+	for _, g := range []string{"kvm", qemuUser} {
+		if _, err := user.LookupGroup(g); err == nil {
+			continue
+		}
+		if _, err := h.run(ctx, "groupadd", "", nil, "", "groupadd", "--system", g); err != nil {
+			return fmt.Errorf("adding group %s for libvirt: %w", g, err)
+		}
+	}
+	if _, err := h.run(ctx, "useradd", "", nil, "", "useradd", "--system", "--gid", "kvm", "--groups", qemuUser,
+		"--home-dir", "/var/lib/libvirt", "--no-create-home", "--shell", "/usr/sbin/nologin", "--comment", "Libvirt Qemu", qemuUser); err != nil {
+		return fmt.Errorf("adding user %s for libvirt: %w", qemuUser, err)
+	}
+	return nil
+}
+
+// qemuUser is the user and group Debian's libvirt is built to run QEMU as.
+const qemuUser = "libvirt-qemu"
+
+// installPackages installs the missing packages without starting any
+// service.
+func (h *Host) installPackages(ctx context.Context) (err error) {
 	missing := missingPackages(ctx, h.packages())
 	if len(missing) == 0 {
 		return nil
