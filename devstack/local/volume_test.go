@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/instanceactions"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
@@ -67,8 +68,45 @@ var _ = Describe("volumes real VMs use", Ordered, Label("vm", "volume"), func() 
 		netID = n.ID
 	}, NodeTimeout(25*time.Minute))
 
-	// volumeStatus waits for a volume's status, stopping at an error state.
-	volumeStatus := func(ctx context.Context, id, want string, timeout time.Duration) *volumes.Volume {
+	// serverActions describes what nova did to a server, with the traceback
+	// of a failed event (admin only): why an attach or a boot did not end.
+	serverActions := func(id string) func() string {
+		return func() string {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			pages, err := instanceactions.List(adminCompute, id, nil).AllPages(ctx)
+			if err != nil {
+				return "server " + id + "'s actions: " + err.Error()
+			}
+			acts, err := instanceactions.ExtractInstanceActions(pages)
+			if err != nil {
+				return "server " + id + "'s actions: " + err.Error()
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "server %s's actions:", id)
+			for _, a := range acts {
+				fmt.Fprintf(&b, "\n  %s %s %s", a.StartTime.Format(time.TimeOnly), a.Action, a.Message)
+				d, err := instanceactions.Get(ctx, adminCompute, id, a.RequestID).Extract()
+				if err != nil || d.Events == nil {
+					continue
+				}
+				for _, e := range *d.Events {
+					host := "?"
+					if e.Host != nil {
+						host = *e.Host
+					}
+					fmt.Fprintf(&b, "\n    %s %s on %s", e.Event, e.Result, host)
+					if e.Traceback != "" {
+						fmt.Fprintf(&b, "\n%s", e.Traceback)
+					}
+				}
+			}
+			return b.String()
+		}
+	}
+	// volumeStatus waits for a volume's status, stopping at an error state;
+	// why, when it gives up, is what describe (if any) says.
+	volumeStatus := func(ctx context.Context, id, want string, timeout time.Duration, describe ...func() string) *volumes.Volume {
 		GinkgoHelper()
 		var got *volumes.Volume
 		Eventually(ctx, func(ctx context.Context) (string, error) {
@@ -81,7 +119,16 @@ var _ = Describe("volumes real VMs use", Ordered, Label("vm", "volume"), func() 
 			}
 			got = v
 			return v.Status, nil
-		}).WithTimeout(timeout).WithPolling(time.Second).Should(Equal(want), "volume %s", id)
+		}).WithTimeout(timeout).WithPolling(time.Second).Should(Equal(want), func() string {
+			msg := "volume " + id
+			if got != nil {
+				msg += fmt.Sprintf(" (attachments %+v)", got.Attachments)
+			}
+			for _, d := range describe {
+				msg += "\n" + d()
+			}
+			return msg
+		})
 		return got
 	}
 	gone := func(ctx context.Context, what string, get func(context.Context) error) {
@@ -175,22 +222,30 @@ var _ = Describe("volumes real VMs use", Ordered, Label("vm", "volume"), func() 
 			adm := must(servers.Get(ctx, adminCompute, srv.ID).Extract())
 			Expect(adm.Host).To(Equal(node), "the server runs in its zone's node")
 			Expect(disks(ctx, node, adm.InstanceName)).To(HaveKeyWithValue("vda", "network volumes/volume-"+root.ID), "QEMU opens the root volume through librbd")
-			volumeStatus(ctx, root.ID, "in-use", time.Minute)
+			volumeStatus(ctx, root.ID, "in-use", time.Minute, serverActions(srv.ID))
 
 			must(volumeattach.Create(ctx, compute, srv.ID, volumeattach.CreateOpts{VolumeID: extra.ID}).Extract())
-			volumeStatus(ctx, extra.ID, "in-use", 2*time.Minute)
-			Expect(disks(ctx, node, adm.InstanceName)).To(HaveKeyWithValue("vdb", "network volumes/volume-"+extra.ID), "the extra volume is attached through librbd")
-			Expect(capacity(ctx, node, adm.InstanceName, "vdb")).To(Equal("1073741824"))
+			volumeStatus(ctx, extra.ID, "in-use", 3*time.Minute, serverActions(srv.ID))
+			// The flavor's ephemeral disk comes before it, so its target is
+			// whichever disk is the extra volume's RBD image.
+			var target string
+			for t, src := range disks(ctx, node, adm.InstanceName) {
+				if src == "network volumes/volume-"+extra.ID {
+					target = t
+				}
+			}
+			Expect(target).NotTo(BeEmpty(), "the extra volume is attached through librbd: %v", disks(ctx, node, adm.InstanceName))
+			Expect(capacity(ctx, node, adm.InstanceName, target)).To(Equal("1073741824"))
 
 			Expect(volumes.ExtendSize(ctx, volume, extra.ID, volumes.ExtendSizeOpts{NewSize: 2}).ExtractErr()).To(Succeed(), "extending the attached volume")
-			x = volumeStatus(ctx, extra.ID, "in-use", 2*time.Minute)
+			x = volumeStatus(ctx, extra.ID, "in-use", 2*time.Minute, serverActions(srv.ID))
 			Expect(x.Size).To(Equal(2))
-			Eventually(ctx, func(ctx context.Context) string { return capacity(ctx, node, adm.InstanceName, "vdb") }).
+			Eventually(ctx, func(ctx context.Context) string { return capacity(ctx, node, adm.InstanceName, target) }).
 				WithTimeout(time.Minute).WithPolling(time.Second).Should(Equal("2147483648"), "the VM sees the extended volume")
 
 			Expect(volumeattach.Delete(ctx, compute, srv.ID, extra.ID).ExtractErr()).To(Succeed())
-			volumeStatus(ctx, extra.ID, "available", 2*time.Minute)
-			Expect(disks(ctx, node, adm.InstanceName)).NotTo(HaveKey("vdb"), "detached")
+			volumeStatus(ctx, extra.ID, "available", 3*time.Minute, serverActions(srv.ID))
+			Expect(disks(ctx, node, adm.InstanceName)).NotTo(HaveKey(target), "detached")
 
 			// The detached volume goes to glance as an image of its own.
 			up := must(volumes.UploadImage(ctx, volume, extra.ID, volumes.UploadImageOpts{ImageName: name("upload-" + zone), DiskFormat: "raw", ContainerFormat: "bare"}).Extract())
