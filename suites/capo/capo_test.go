@@ -14,6 +14,9 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/loadbalancers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"golang.org/x/crypto/ssh"
@@ -57,10 +60,7 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 	BeforeEach(func(ctx SpecContext) {
 		clusterName = framework.UniqueName("capo")
 		namespace = clusterName
-		Expect(proxy.GetClient().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}})).To(Succeed())
-		DeferCleanup(func(ctx SpecContext) {
-			Expect(client.IgnoreNotFound(proxy.GetClient().Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}))).To(Succeed())
-		})
+		createNamespace(ctx, namespace)
 		machineKey = createKeypair(ctx, clusterName)
 		vars = map[string]string{
 			"CLUSTER_NAME":                 clusterName,
@@ -71,60 +71,119 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 		}
 	})
 
-	It("builds the without-lb flavor in testaz1, reports both zones and deletes everything", func(ctx SpecContext) {
-		framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: suite.DevStack}, suite.E2EConfig.GetIntervals("capo", "wait-delete-cluster")...)
-		failureDomain := suite.E2EConfig.MustGetVariable("OPENSTACK_FAILURE_DOMAIN")
-		altDomain := suite.E2EConfig.MustGetVariable("OPENSTACK_FAILURE_DOMAIN_ALT")
+	DescribeTable("builds a flavor in testaz1, reports both zones and deletes everything",
+		func(ctx SpecContext, flavor string, check func(ctx SpecContext, namespace, clusterName string)) {
+			framework.DeferLeakCheck(ctx, framework.DeferLeakCheckInput{DevStack: suite.DevStack}, suite.E2EConfig.GetIntervals("capo", "wait-delete-cluster")...)
+			failureDomain := suite.E2EConfig.MustGetVariable("OPENSTACK_FAILURE_DOMAIN")
+			altDomain := suite.E2EConfig.MustGetVariable("OPENSTACK_FAILURE_DOMAIN_ALT")
 
-		all := applyAndWaitForServers(ctx, "without-lb", namespace, clusterName, vars)
-		for _, s := range all {
-			Expect(s.AvailabilityZone).To(Equal(failureDomain), "server %s", s.Name)
-		}
-
-		By("checking that status.failureDomains lists both zones, only " + failureDomain + " for control planes")
-		Eventually(func(g Gomega, ctx context.Context) {
-			osc := getOpenStackCluster(ctx, namespace, clusterName)
-			fds, _, _ := unstructured.NestedMap(osc.Object, "status", "failureDomains")
-			g.Expect(fds).To(HaveKey(failureDomain))
-			g.Expect(fds).To(HaveKey(altDomain))
-			g.Expect(fds[failureDomain]).To(HaveKeyWithValue("controlPlane", true), "the pinned zone takes control planes")
-			g.Expect(fds[altDomain]).NotTo(HaveKeyWithValue("controlPlane", true), "the other zone takes none")
-		}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
-
-		if suite.DevStack.Environment.FakeServers {
-			AddReportEntry("bastion SSH", "not checked: servers are records only here (STACKGATE_LOCAL_VIRT=fake), no VM answers")
-		} else {
-			By("reaching the bastion CAPO made through the cluster's status, with the cluster's key pair")
-			var bastion servers.Server
+			all := applyAndWaitForServers(ctx, flavor, namespace, clusterName, vars)
 			for _, s := range all {
-				if s.Name == clusterName+"-bastion" {
-					bastion = s
-				}
+				Expect(s.AvailabilityZone).To(Equal(failureDomain), "server %s", s.Name)
 			}
-			hostKey := consoleHostKey(ctx, bastion.ID)
-			// CAPO writes the bastion's floating IP into the status some
-			// reconciles after the server is ACTIVE.
-			Eventually(func(ctx context.Context) (string, error) {
-				ip, _, err := unstructured.NestedString(getOpenStackCluster(ctx, namespace, clusterName).Object, "status", "bastion", "floatingIP")
-				return ip, err
-			}).WithContext(ctx).WithTimeout(timeout("wait-bastion-ssh")).WithPolling(polling("wait-bastion-ssh")).ShouldNot(BeEmpty(), "status.bastion.floatingIP")
-			b, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
-				Tunnel: suite.DevStack.Tunnel, Reader: proxy.GetClient(), Namespace: namespace, ClusterName: clusterName,
-				User: "cirros", Signer: machineKey,
-				HostKeyCallback: tunnel.PinnedHostKey(hostKey), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(hostKey),
-			}, suite.E2EConfig.GetIntervals("capo", "wait-bastion-ssh")...)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(b.Close)
-			res, err := b.Run(ctx, "hostname")
-			Expect(err).NotTo(HaveOccurred())
-			Expect(string(res.Stdout)).To(Equal(clusterName + "-bastion\n"))
-		}
 
-		By("deleting the Cluster")
-		deleteCluster(ctx, namespace, clusterName)
-		AddReportEntry("stops before", "no node joins the workload cluster (the guest image runs no kubelet), so the control plane never initialises")
-	})
+			By("checking that status.failureDomains lists both zones, only " + failureDomain + " for control planes")
+			Eventually(func(g Gomega, ctx context.Context) {
+				osc := getOpenStackCluster(ctx, namespace, clusterName)
+				fds, _, _ := unstructured.NestedMap(osc.Object, "status", "failureDomains")
+				g.Expect(fds).To(HaveKey(failureDomain))
+				g.Expect(fds).To(HaveKey(altDomain))
+				g.Expect(fds[failureDomain]).To(HaveKeyWithValue("controlPlane", true), "the pinned zone takes control planes")
+				g.Expect(fds[altDomain]).NotTo(HaveKeyWithValue("controlPlane", true), "the other zone takes none")
+			}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
+
+			if suite.DevStack.Environment.FakeServers {
+				AddReportEntry("bastion SSH", "not checked: servers are records only here (STACKGATE_LOCAL_VIRT=fake), no VM answers")
+			} else {
+				checkBastion(ctx, namespace, clusterName, all, machineKey)
+			}
+			if check != nil {
+				check(ctx, namespace, clusterName)
+			}
+
+			By("deleting the Cluster")
+			deleteCluster(ctx, namespace, clusterName)
+			AddReportEntry("stops before", "no node joins the workload cluster (the guest image runs no kubelet), so the control plane never initialises")
+		},
+		Entry("without-lb: the bastion answers SSH", "without-lb", nil),
+		Entry("default: the API server's load balancer carries the control plane endpoint's floating IP", "default", checkAPIServerLoadBalancer),
+	)
 })
+
+// checkBastion reaches the bastion CAPO made, through the address in the
+// OpenStackCluster's status, with the cluster's key pair, and runs hostname.
+func checkBastion(ctx SpecContext, namespace, clusterName string, all []servers.Server, machineKey ssh.Signer) {
+	GinkgoHelper()
+	By("reaching the bastion CAPO made through the cluster's status, with the cluster's key pair")
+	var bastion servers.Server
+	for _, s := range all {
+		if s.Name == clusterName+"-bastion" {
+			bastion = s
+		}
+	}
+	hostKey := consoleHostKey(ctx, bastion.ID)
+	// CAPO writes the bastion's floating IP into the status some reconciles
+	// after the server is ACTIVE.
+	Eventually(func(ctx context.Context) (string, error) {
+		ip, _, err := unstructured.NestedString(getOpenStackCluster(ctx, namespace, clusterName).Object, "status", "bastion", "floatingIP")
+		return ip, err
+	}).WithContext(ctx).WithTimeout(timeout("wait-bastion-ssh")).WithPolling(polling("wait-bastion-ssh")).ShouldNot(BeEmpty(), "status.bastion.floatingIP")
+	b, err := framework.BastionDialer(ctx, framework.BastionDialerInput{
+		Tunnel: suite.DevStack.Tunnel, Reader: proxy.GetClient(), Namespace: namespace, ClusterName: clusterName,
+		User: "cirros", Signer: machineKey,
+		HostKeyCallback: tunnel.PinnedHostKey(hostKey), HostKeyAlgorithms: tunnel.HostKeyAlgorithms(hostKey),
+	}, suite.E2EConfig.GetIntervals("capo", "wait-bastion-ssh")...)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(b.Close)
+	res, err := b.Run(ctx, "hostname")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(string(res.Stdout)).To(Equal(clusterName + "-bastion\n"))
+}
+
+// checkAPIServerLoadBalancer checks what CAPO's default flavor adds: the API
+// server's load balancer octavia made for the tenant is ACTIVE, its VIP is a
+// neutron port, and the floating IP CAPO put on that port is the Cluster's
+// control plane endpoint.
+func checkAPIServerLoadBalancer(ctx SpecContext, namespace, clusterName string) {
+	GinkgoHelper()
+	By("checking the API server's load balancer and the floating IP on its VIP port")
+	c := suite.DevStack.Clients(ctx)
+	Expect(c.LoadBalancer).NotTo(BeNil(), "the catalog has a load-balancer service")
+	var lbID, fip string
+	Eventually(func(g Gomega, ctx context.Context) {
+		lb, _, _ := unstructured.NestedMap(getOpenStackCluster(ctx, namespace, clusterName).Object, "status", "apiServerLoadBalancer")
+		lbID, _ = lb["id"].(string)
+		fip, _ = lb["ip"].(string)
+		g.Expect(lbID).NotTo(BeEmpty(), "status.apiServerLoadBalancer.id")
+		g.Expect(fip).NotTo(BeEmpty(), "status.apiServerLoadBalancer.ip")
+	}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
+	var lb *loadbalancers.LoadBalancer
+	Eventually(func(ctx context.Context) (string, error) {
+		var err error
+		lb, err = loadbalancers.Get(ctx, c.LoadBalancer, lbID).Extract()
+		if err != nil {
+			return "", err
+		}
+		return lb.ProvisioningStatus, nil
+	}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Equal("ACTIVE"), "load balancer %s", lbID)
+	Expect(lb.VipPortID).NotTo(BeEmpty(), "the VIP is a neutron port")
+	_, err := ports.Get(ctx, c.Network, lb.VipPortID).Extract()
+	Expect(err).NotTo(HaveOccurred(), "the VIP port %s exists in neutron", lb.VipPortID)
+	pages, err := floatingips.List(c.Network, floatingips.ListOpts{FloatingIP: fip}).AllPages(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	fips, err := floatingips.ExtractFloatingIPs(pages)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(fips).To(ConsistOf(HaveField("PortID", lb.VipPortID)), "floating IP %s is on the VIP port", fip)
+
+	cl := &unstructured.Unstructured{}
+	cl.SetAPIVersion("cluster.x-k8s.io/v1beta2")
+	cl.SetKind("Cluster")
+	Eventually(func(g Gomega, ctx context.Context) {
+		g.Expect(proxy.GetClient().Get(ctx, client.ObjectKey{Namespace: namespace, Name: clusterName}, cl)).To(Succeed())
+		host, _, _ := unstructured.NestedString(cl.Object, "spec", "controlPlaneEndpoint", "host")
+		g.Expect(host).To(Equal(fip), "the Cluster's spec.controlPlaneEndpoint.host")
+	}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
+}
 
 // applyAndWaitForServers applies a flavor and waits for the OpenStackCluster
 // to be ready and for its bastion and first control plane server to be
@@ -135,7 +194,7 @@ func applyAndWaitForServers(ctx context.Context, flavor, namespace, clusterName 
 	// CAPO lists the zones when it reconciles the cluster; the worker's zone
 	// has to be there by then.
 	framework.WaitForSecondAZ(ctx, framework.WaitForSecondAZInput{DevStack: suite.DevStack}, suite.E2EConfig.GetIntervals("capo", "wait-alt-az")...)
-	applyFlavor(ctx, flavor, namespace, vars)
+	applyFlavor(ctx, flavor, namespace, vars, true, nil)
 	DeferCleanup(deleteCluster, namespace, clusterName)
 
 	By("waiting for the OpenStackCluster to be ready")
@@ -160,13 +219,16 @@ func applyAndWaitForServers(ctx context.Context, flavor, namespace, clusterName 
 
 // applyFlavor renders one of CAPO's e2e flavors as its e2e suite does
 // (clusterctl's variable processor over the kustomize build), pins it to the
-// first failure domain, has ORC import the local image, and creates it.
-func applyFlavor(ctx context.Context, flavor, namespace string, vars map[string]string) {
+// first failure domain if pin is set, has ORC import the local image, passes
+// every object through edit (if any), and creates it.
+func applyFlavor(ctx context.Context, flavor, namespace string, vars map[string]string, pin bool, edit func(*unstructured.Unstructured)) {
 	GinkgoHelper()
 	tmpl, err := os.ReadFile(filepath.Join(capiDir, "templates", flavor+".yaml"))
 	Expect(err).NotTo(HaveOccurred(), "CAPO's %s flavor (rendered by hack/capi/build.sh)", flavor)
-	tmpl, err = framework.PinToFailureDomain(tmpl, "${OPENSTACK_FAILURE_DOMAIN}")
-	Expect(err).NotTo(HaveOccurred(), "Couldn't pin CAPO's %s flavor", flavor)
+	if pin {
+		tmpl, err = framework.PinToFailureDomain(tmpl, "${OPENSTACK_FAILURE_DOMAIN}")
+		Expect(err).NotTo(HaveOccurred(), "Couldn't pin CAPO's %s flavor", flavor)
+	}
 	out, err := yamlprocessor.NewSimpleProcessor().Process(tmpl, func(name string) (string, error) {
 		if v, ok := vars[name]; ok {
 			return v, nil
@@ -190,6 +252,9 @@ func applyFlavor(ctx context.Context, flavor, namespace string, vars map[string]
 		}
 		if o.GroupVersionKind().Group == "openstack.k-orc.cloud" && o.GetKind() == "Image" {
 			importImage(o)
+		}
+		if edit != nil {
+			edit(o)
 		}
 	}
 	for _, o := range objs {
@@ -226,6 +291,16 @@ func decode(y []byte) []*unstructured.Unstructured {
 			objs = append(objs, o)
 		}
 	}
+}
+
+// createNamespace creates a namespace in the management cluster, deleted
+// after the spec.
+func createNamespace(ctx context.Context, name string) {
+	GinkgoHelper()
+	Expect(proxy.GetClient().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	DeferCleanup(func(ctx SpecContext) {
+		Expect(client.IgnoreNotFound(proxy.GetClient().Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}))).To(Succeed())
+	})
 }
 
 // createKeypair creates a keypair for the cluster's machines, deleted after
