@@ -10,6 +10,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/utils/v2/openstack/clientconfig"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -128,3 +129,18 @@ func must[T any](v T, err error) T {
 }
 
 func name(what string) string { return fmt.Sprintf("stackgate-test-%s-%d", what, GinkgoRandomSeed()) }
+
+// serverStatus polls a server's status for Eventually, stopping at ERROR
+// with nova's fault.
+func serverStatus(c *gophercloud.ServiceClient, id string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		s, err := servers.Get(ctx, c, id).Extract()
+		if err != nil {
+			return "", err
+		}
+		if s.Status == "ERROR" {
+			return s.Status, StopTrying(fmt.Sprintf("server %s went to ERROR: %v", s.ID, s.Fault))
+		}
+		return s.Status, nil
+	}
+}

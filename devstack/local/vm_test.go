@@ -138,16 +138,7 @@ var _ = Describe("servers as real VMs", Ordered, Label("vm"), func() {
 				return err
 			}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(MatchError(ContainSubstring("404")), "server %s deleted", srv.ID)
 		})
-		Eventually(ctx, func(ctx context.Context) (string, error) {
-			s, err := servers.Get(ctx, compute, srv.ID).Extract()
-			if err != nil {
-				return "", err
-			}
-			if s.Status == "ERROR" {
-				return s.Status, StopTrying(fmt.Sprintf("server %s went to ERROR: %v", s.ID, s.Fault))
-			}
-			return s.Status, nil
-		}).WithTimeout(3*time.Minute).WithPolling(time.Second).Should(Equal("ACTIVE"), "server %s ACTIVE", srv.ID)
+		Eventually(ctx, serverStatus(compute, srv.ID)).WithTimeout(3*time.Minute).WithPolling(time.Second).Should(Equal("ACTIVE"), "server %s ACTIVE", srv.ID)
 		var v vm
 		adm := must(servers.Get(ctx, adminCompute, srv.ID).Extract())
 		v.server, v.instanceName, v.host = adm, adm.InstanceName, adm.Host

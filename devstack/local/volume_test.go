@@ -209,16 +209,7 @@ var _ = Describe("volumes real VMs use", Ordered, Label("vm", "volume"), func() 
 				deleted(ctx, "server", func(ctx context.Context) error { return servers.Delete(ctx, compute, srv.ID).ExtractErr() })
 				gone(ctx, "server "+srv.ID, func(ctx context.Context) error { return servers.Get(ctx, compute, srv.ID).Err })
 			})
-			Eventually(ctx, func(ctx context.Context) (string, error) {
-				s, err := servers.Get(ctx, compute, srv.ID).Extract()
-				if err != nil {
-					return "", err
-				}
-				if s.Status == "ERROR" {
-					return s.Status, StopTrying(fmt.Sprintf("server %s went to ERROR: %v", s.ID, s.Fault))
-				}
-				return s.Status, nil
-			}).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Equal("ACTIVE"), "server %s booted from volume %s", srv.ID, root.ID)
+			Eventually(ctx, serverStatus(compute, srv.ID)).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Equal("ACTIVE"), "server %s booted from volume %s", srv.ID, root.ID)
 			adm := must(servers.Get(ctx, adminCompute, srv.ID).Extract())
 			Expect(adm.Host).To(Equal(node), "the server runs in its zone's node")
 			Expect(disks(ctx, node, adm.InstanceName)).To(HaveKeyWithValue("vda", "network volumes/volume-"+root.ID), "QEMU opens the root volume through librbd")
