@@ -55,7 +55,7 @@ check-capo:
 	GO=$(GO) hack/capo/check.sh
 
 ## bench: tunnel and environment benchmarks, side by side.
-bench: bench-tunnel bench-local bench-devstack bench-e2e
+bench: bench-tunnel bench-local bench-devstack bench-e2e bench-capo
 
 ## bench-tunnel: direct routing, OpenSSH -L and -D, sshuttle, and stackgate's tunnel in-process and through
 ##               its SOCKS5 / HTTP CONNECT port, on one topology; BENCH_TUNNEL_ARGS go to the bench (-h lists them).
@@ -116,6 +116,15 @@ e2e:
 ## bench-e2e: make e2e timed to the first spec, to the second AZ and in total, with -p 2 against serial.
 bench-e2e:
 	$(GO) run ./suites/internal/benche2e $(BENCH_E2E_ARGS)
+
+## bench-capo: the kind-free management cluster with CAPO on the local DevStack (brought up or reused):
+##             managers' warm build, management cluster ready, CAPO's without-lb flavor applied to
+##             OpenStackCluster ready and to its servers ACTIVE, delete to nothing left (BENCH_CAPO_SAMPLES
+##             samples, default 3), the management cluster's and the environment's memory (PSS).
+.PHONY: bench-capo
+bench-capo:
+	KUBEBUILDER_ASSETS="$$(GO=$(GO) hack/envtest/build.sh)" STACKGATE_CAPI_DIR="$$(GO=$(GO) hack/capi/build.sh)" \
+	  $(GO) test -count=1 -timeout 90m -v ./suites/capo -args -ginkgo.label-filter=bench -ginkgo.v
 
 ## capi: build (or reuse from the cache) the management cluster's managers (Cluster API core, kubeadm
 ##       bootstrap and control plane, CAPO, ORC at the versions hack/capi/main.go pins) and CAPO's

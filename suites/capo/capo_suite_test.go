@@ -38,6 +38,8 @@ var (
 	// capiDir is the managers' cache directory (templates/ has CAPO's
 	// rendered e2e flavors).
 	capiDir string
+	// mgmtStartTime is how long mgmtcluster.Start took.
+	mgmtStartTime time.Duration
 )
 
 func TestCAPO(t *testing.T) {
@@ -73,6 +75,7 @@ func startManagementCluster(ctx SpecContext) {
 	Expect(os.MkdirAll(logDir, 0o755)).To(Succeed())
 	start, err := framework.IntervalTimeout(suite.E2EConfig.GetIntervals("capo", "wait-controllers")...)
 	Expect(err).NotTo(HaveOccurred())
+	began := time.Now()
 	mgmt, err = mgmtcluster.Start(ctx, mgmtcluster.Config{
 		Dir: capiDir, KubeAPIServerAssets: assets, ProxyEnv: t.Env(l.Addr().String()), LogDir: logDir,
 		StartTimeout: start,
@@ -80,6 +83,7 @@ func startManagementCluster(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred(), "Couldn't start the management cluster")
 	DeferCleanup(func() { Expect(mgmt.Stop()).To(Succeed()) })
 	proxy = mgmt.ClusterProxy("capo-e2e", scheme())
+	mgmtStartTime = time.Since(began)
 }
 
 func scheme() *runtime.Scheme {

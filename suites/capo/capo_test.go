@@ -105,7 +105,7 @@ var _ = Describe("CAPO's controllers on the DevStack", Label("capo"), Serial, fu
 			deleteCluster(ctx, namespace, clusterName)
 			AddReportEntry("stops before", "no node joins the workload cluster (the guest image runs no kubelet), so the control plane never initialises")
 		},
-		Entry("without-lb: the bastion answers SSH", "without-lb", nil),
+		Entry("without-lb: the bastion answers SSH, the control plane endpoint's floating IP is on the server", "without-lb", checkAPIServerFloatingIP),
 		Entry("default: the API server's load balancer carries the control plane endpoint's floating IP", "default", checkAPIServerLoadBalancer),
 	)
 })
@@ -185,6 +185,42 @@ func checkAPIServerLoadBalancer(ctx SpecContext, namespace, clusterName string) 
 	}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
 }
 
+// checkAPIServerFloatingIP checks what CAPO's without-lb flavor does for the
+// API server: the Cluster's control plane endpoint is a floating IP, and
+// CAPO puts it on the first control plane server's port. It waits for that
+// association within wait-cluster: deleting the Cluster before it happened
+// leaves the floating IP allocated (CAPO v0.14.7 deletes only the floating
+// IPs it finds on the server).
+func checkAPIServerFloatingIP(ctx SpecContext, namespace, clusterName string) {
+	GinkgoHelper()
+	By("checking that the control plane endpoint's floating IP is on the control plane server's port")
+	c := suite.DevStack.Clients(ctx)
+	admin := suite.DevStack.AdminClients(ctx)
+	cl := &unstructured.Unstructured{}
+	cl.SetAPIVersion("cluster.x-k8s.io/v1beta2")
+	cl.SetKind("Cluster")
+	Eventually(func(g Gomega, ctx context.Context) {
+		g.Expect(proxy.GetClient().Get(ctx, client.ObjectKey{Namespace: namespace, Name: clusterName}, cl)).To(Succeed())
+		host, _, _ := unstructured.NestedString(cl.Object, "spec", "controlPlaneEndpoint", "host")
+		g.Expect(host).NotTo(BeEmpty(), "the Cluster's spec.controlPlaneEndpoint.host")
+		pages, err := floatingips.List(c.Network, floatingips.ListOpts{FloatingIP: host}).AllPages(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		fips, err := floatingips.ExtractFloatingIPs(pages)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(fips).To(HaveLen(1), "floating IP %s", host)
+		g.Expect(fips[0].PortID).NotTo(BeEmpty(), "floating IP %s is associated", host)
+		port, err := ports.Get(ctx, admin.Network, fips[0].PortID).Extract()
+		g.Expect(err).NotTo(HaveOccurred())
+		var cp []string
+		for _, s := range clusterServers(ctx, admin, clusterName) {
+			if strings.HasPrefix(s.Name, clusterName+"-control-plane-") {
+				cp = append(cp, s.ID)
+			}
+		}
+		g.Expect(cp).To(ContainElement(port.DeviceID), "floating IP %s is on a control plane server's port (port %s of device %s)", host, port.ID, port.DeviceID)
+	}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
+}
+
 // applyAndWaitForServers applies a flavor and waits for the OpenStackCluster
 // to be ready and for its bastion and first control plane server to be
 // ACTIVE; it returns the cluster's servers. The Cluster is deleted after the
@@ -200,6 +236,13 @@ func applyAndWaitForServers(ctx context.Context, flavor, namespace, clusterName 
 	By("waiting for the OpenStackCluster to be ready")
 	waitForOpenStackCluster(ctx, namespace, clusterName)
 
+	return waitForServers(ctx, clusterName)
+}
+
+// waitForServers waits for the cluster's bastion and first control plane
+// server to be ACTIVE and returns the cluster's servers.
+func waitForServers(ctx context.Context, clusterName string) []servers.Server {
+	GinkgoHelper()
 	By("waiting for the bastion and the first control plane server")
 	admin := suite.DevStack.AdminClients(ctx)
 	var all []servers.Server
