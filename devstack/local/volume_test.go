@@ -19,6 +19,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -66,6 +67,16 @@ var _ = Describe("volumes real VMs use", Ordered, Label("vm", "volume"), func() 
 		})
 		must(subnets.Create(ctx, network, subnets.CreateOpts{NetworkID: n.ID, Name: name("volsubnet"), CIDR: "10.98.0.0/24", IPVersion: gophercloud.IPv4}).Extract())
 		netID = n.ID
+		// The DHCP agent makes its port some time after the subnet: wait
+		// for it here, so that the specs' snapshots (taken after this) do
+		// not count it as theirs.
+		Eventually(func(ctx context.Context) ([]ports.Port, error) {
+			pages, err := ports.List(network, ports.ListOpts{NetworkID: n.ID, DeviceOwner: "network:dhcp"}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return ports.ExtractPorts(pages)
+		}).WithContext(ctx).WithTimeout(2*time.Minute).WithPolling(time.Second).ShouldNot(BeEmpty(), "network %s's DHCP port", n.ID)
 	}, NodeTimeout(25*time.Minute))
 
 	// serverActions describes what nova did to a server, with the traceback
