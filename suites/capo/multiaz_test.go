@@ -121,9 +121,11 @@ var _ = Describe("CAPO's multi-az flavor on the DevStack", Label("capo", "multi-
 					ready = m
 				}
 			}
-			if ready == nil || ready["status"] != "False" {
+			if ready == nil || ready["reason"] != "InstanceDeleted" {
 				// A harmless change makes CAPO reconcile now, as CAPO's
-				// spec does, rather than at its next resync.
+				// spec does, rather than at its next resync. Any other
+				// condition may be a stale one (False, WaitingForBootstrapData,
+				// from before the server existed), so it pokes until then.
 				retries++
 				a := osm.GetAnnotations()
 				if a == nil {
