@@ -108,9 +108,21 @@ var _ = Describe("CAPO's multi-az flavor on the DevStack", Label("capo", "multi-
 		}
 		AddReportEntry("workers' servers", "not checked: a worker's bootstrap data waits for an initialised control plane, and no node joins here, so CAPO creates no server (or volume) for "+altDomain+"'s machines")
 
+		osmName := cp.Spec.InfrastructureRef.Name
+		// CAPO reports a deleted server only once it has seen it ready:
+		// an OpenStackServer that never was stays "waiting" for ever.
+		By("waiting for CAPO to see the control plane server ready")
+		Eventually(func(g Gomega, ctx context.Context) {
+			oss := &unstructured.Unstructured{}
+			oss.SetAPIVersion("infrastructure.cluster.x-k8s.io/v1alpha1")
+			oss.SetKind("OpenStackServer")
+			g.Expect(proxy.GetClient().Get(ctx, client.ObjectKey{Namespace: namespace, Name: osmName}, oss)).To(Succeed())
+			ready, _, _ := unstructured.NestedBool(oss.Object, "status", "ready")
+			g.Expect(ready).To(BeTrue(), "OpenStackServer %s status.ready", osmName)
+		}).WithContext(ctx).WithTimeout(timeout("wait-control-plane")).WithPolling(polling("wait-control-plane")).Should(Succeed())
+
 		By("deleting the control plane server behind CAPO's back")
 		Expect(servers.Delete(ctx, admin.Compute, server.ID).ExtractErr()).To(Succeed())
-		osmName := cp.Spec.InfrastructureRef.Name
 		retries := 0
 		Eventually(func(g Gomega, ctx context.Context) {
 			osm := getOpenStackMachine(ctx, namespace, osmName)
