@@ -169,20 +169,30 @@ func checkAPIServerLoadBalancer(ctx SpecContext, namespace, clusterName string) 
 	Expect(lb.VipPortID).NotTo(BeEmpty(), "the VIP is a neutron port")
 	_, err := ports.Get(ctx, c.Network, lb.VipPortID).Extract()
 	Expect(err).NotTo(HaveOccurred(), "the VIP port %s exists in neutron", lb.VipPortID)
-	pages, err := floatingips.List(c.Network, floatingips.ListOpts{FloatingIP: fip}).AllPages(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	fips, err := floatingips.ExtractFloatingIPs(pages)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(fips).To(ConsistOf(HaveField("PortID", lb.VipPortID)), "floating IP %s is on the VIP port", fip)
+	Expect(floatingIPsAt(ctx, Default, c, fip)).To(ConsistOf(HaveField("PortID", lb.VipPortID)), "floating IP %s is on the VIP port", fip)
 
+	Eventually(func(g Gomega, ctx context.Context) {
+		g.Expect(controlPlaneHost(ctx, g, namespace, clusterName)).To(Equal(fip), "the Cluster's spec.controlPlaneEndpoint.host")
+	}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
+}
+
+// controlPlaneHost reads the Cluster's spec.controlPlaneEndpoint.host.
+func controlPlaneHost(ctx context.Context, g Gomega, namespace, name string) string {
 	cl := &unstructured.Unstructured{}
 	cl.SetAPIVersion("cluster.x-k8s.io/v1beta2")
 	cl.SetKind("Cluster")
-	Eventually(func(g Gomega, ctx context.Context) {
-		g.Expect(proxy.GetClient().Get(ctx, client.ObjectKey{Namespace: namespace, Name: clusterName}, cl)).To(Succeed())
-		host, _, _ := unstructured.NestedString(cl.Object, "spec", "controlPlaneEndpoint", "host")
-		g.Expect(host).To(Equal(fip), "the Cluster's spec.controlPlaneEndpoint.host")
-	}).WithContext(ctx).WithTimeout(timeout("wait-cluster")).WithPolling(polling("wait-cluster")).Should(Succeed())
+	g.Expect(proxy.GetClient().Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cl)).To(Succeed())
+	host, _, _ := unstructured.NestedString(cl.Object, "spec", "controlPlaneEndpoint", "host")
+	return host
+}
+
+// floatingIPsAt lists the floating IPs whose address is addr.
+func floatingIPsAt(ctx context.Context, g Gomega, c *devstack.Clients, addr string) []floatingips.FloatingIP {
+	pages, err := floatingips.List(c.Network, floatingips.ListOpts{FloatingIP: addr}).AllPages(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	fips, err := floatingips.ExtractFloatingIPs(pages)
+	g.Expect(err).NotTo(HaveOccurred())
+	return fips
 }
 
 // checkAPIServerFloatingIP checks what CAPO's without-lb flavor does for the
@@ -196,17 +206,10 @@ func checkAPIServerFloatingIP(ctx SpecContext, namespace, clusterName string) {
 	By("checking that the control plane endpoint's floating IP is on the control plane server's port")
 	c := suite.DevStack.Clients(ctx)
 	admin := suite.DevStack.AdminClients(ctx)
-	cl := &unstructured.Unstructured{}
-	cl.SetAPIVersion("cluster.x-k8s.io/v1beta2")
-	cl.SetKind("Cluster")
 	Eventually(func(g Gomega, ctx context.Context) {
-		g.Expect(proxy.GetClient().Get(ctx, client.ObjectKey{Namespace: namespace, Name: clusterName}, cl)).To(Succeed())
-		host, _, _ := unstructured.NestedString(cl.Object, "spec", "controlPlaneEndpoint", "host")
+		host := controlPlaneHost(ctx, g, namespace, clusterName)
 		g.Expect(host).NotTo(BeEmpty(), "the Cluster's spec.controlPlaneEndpoint.host")
-		pages, err := floatingips.List(c.Network, floatingips.ListOpts{FloatingIP: host}).AllPages(ctx)
-		g.Expect(err).NotTo(HaveOccurred())
-		fips, err := floatingips.ExtractFloatingIPs(pages)
-		g.Expect(err).NotTo(HaveOccurred())
+		fips := floatingIPsAt(ctx, g, c, host)
 		g.Expect(fips).To(HaveLen(1), "floating IP %s", host)
 		g.Expect(fips[0].PortID).NotTo(BeEmpty(), "floating IP %s is associated", host)
 		port, err := ports.Get(ctx, admin.Network, fips[0].PortID).Extract()
